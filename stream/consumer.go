@@ -1,0 +1,330 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/outreach/outreach/contact"
+)
+
+// Applier stores a batch of valid events. Applying the same events again
+// must be safe.
+type Applier interface {
+	Apply(ctx context.Context, events []contact.Event) error
+}
+
+// Headers set on dead-lettered messages, beside the original key and value.
+const (
+	HeaderError     = "x-outreach-error"     // why the message was rejected
+	HeaderField     = "x-outreach-field"     // the field at fault, if any
+	HeaderTopic     = "x-outreach-topic"     // where it came from
+	HeaderPartition = "x-outreach-partition" //
+	HeaderOffset    = "x-outreach-offset"    //
+)
+
+// ConsumerConfig configures a Consumer. Zero values take the defaults.
+type ConsumerConfig struct {
+	Brokers   []string
+	Topics    []string      // topics to consume; required
+	Group     string        // consumer group; required
+	DLQTopic  string        // dead-letter topic; required
+	BatchSize int           // most messages applied in one pipeline; default 500
+	BatchWait time.Duration // how long a batch waits to fill after its first message; default 5ms
+	MaxWait   time.Duration // how long a fetch waits at the broker for data; default 250ms
+	// StopTimeout bounds how long a stopping consumer keeps trying to
+	// finish its batch in flight; default 10s.
+	StopTimeout time.Duration
+	Logger      *slog.Logger
+	Metrics     *Metrics
+}
+
+// Consumer reads events from Kafka in a consumer group and applies them to
+// the store, at least once: offsets are committed only after the batch they
+// end is in the store or in the dead-letter topic.
+type Consumer struct {
+	cfg     ConsumerConfig
+	reader  *kafka.Reader
+	dlq     *kafka.Writer
+	store   Applier
+	log     *slog.Logger
+	metrics *Metrics
+
+	running atomic.Bool
+	mu      sync.Mutex
+	failing error // the last failure of the store or Kafka, nil after a success
+}
+
+// NewConsumer returns a consumer that applies to store. Call Run to start it.
+func NewConsumer(cfg ConsumerConfig, store Applier) (*Consumer, error) {
+	var errs []error
+	if len(cfg.Brokers) == 0 {
+		errs = append(errs, errors.New("stream: no brokers"))
+	}
+	if len(cfg.Topics) == 0 {
+		errs = append(errs, errors.New("stream: no topics"))
+	}
+	if cfg.Group == "" {
+		errs = append(errs, errors.New("stream: no consumer group"))
+	}
+	if cfg.DLQTopic == "" {
+		errs = append(errs, errors.New("stream: no dead-letter topic"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.BatchWait <= 0 {
+		cfg.BatchWait = 5 * time.Millisecond
+	}
+	if cfg.MaxWait <= 0 {
+		cfg.MaxWait = 250 * time.Millisecond
+	}
+	if cfg.StopTimeout <= 0 {
+		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = NewMetrics(nil)
+	}
+	c := &Consumer{
+		cfg:   cfg,
+		store: store,
+		log:   cfg.Logger,
+		reader: kafka.NewReader(kafka.ReaderConfig{
+			Brokers:        cfg.Brokers,
+			GroupID:        cfg.Group,
+			GroupTopics:    cfg.Topics,
+			MinBytes:       1,
+			MaxBytes:       10 << 20,
+			MaxWait:        cfg.MaxWait,
+			StartOffset:    kafka.FirstOffset, // a new group reads everything retained
+			CommitInterval: 0,                 // commits are synchronous and explicit
+			ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { cfg.Logger.Warn(fmt.Sprintf(msg, args...), "component", "kafka") }),
+		}),
+		dlq: &kafka.Writer{
+			Addr:                   kafka.TCP(cfg.Brokers...),
+			Topic:                  cfg.DLQTopic,
+			RequiredAcks:           kafka.RequireAll,
+			AllowAutoTopicCreation: true,
+			BatchTimeout:           time.Millisecond,
+			MaxAttempts:            3,
+		},
+		metrics: cfg.Metrics,
+	}
+	return c, nil
+}
+
+// Healthy returns nil while the consumer runs and its last store and Kafka
+// operations succeeded, else an error saying why not.
+func (c *Consumer) Healthy() error {
+	if !c.running.Load() {
+		return errors.New("consumer is not running")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.failing
+}
+
+// Run consumes until ctx is done, then finishes the batch in flight (within
+// StopTimeout), commits it and returns nil. It returns an error only if the
+// consumer cannot go on. Run closes the consumer when it returns.
+func (c *Consumer) Run(ctx context.Context) error {
+	c.running.Store(true)
+	defer c.running.Store(false)
+	defer c.close()
+	c.log.Info("consumer started", "topics", c.cfg.Topics, "group", c.cfg.Group)
+	for {
+		batch, err := c.fetch(ctx)
+		if len(batch) > 0 {
+			c.process(ctx, batch)
+		}
+		if ctx.Err() != nil {
+			c.log.Info("consumer stopped")
+			return nil
+		}
+		if err != nil {
+			// kafka-go retries broker failures itself; an error here is
+			// from the reader, such as a closed group. Back off and go on.
+			c.fail("fetch", err)
+			if !sleep(ctx, time.Second) {
+				return nil
+			}
+		}
+	}
+}
+
+// fetch blocks for the first message of a batch, then collects more until
+// the batch is full or BatchWait has passed.
+func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
+	first, err := c.reader.FetchMessage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	batch := []kafka.Message{first}
+	wait, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
+	defer cancel()
+	for len(batch) < c.cfg.BatchSize {
+		m, err := c.reader.FetchMessage(wait)
+		if err != nil {
+			break // the wait is over; a real fault will show on the next first fetch
+		}
+		batch = append(batch, m)
+	}
+	return batch, nil
+}
+
+// process applies a batch, sends its bad messages to the dead-letter topic
+// and commits it. While the store or Kafka fails it retries with backoff;
+// once ctx is done it keeps trying for StopTimeout, then gives up without
+// committing, so the batch is delivered again to the next consumer.
+func (c *Consumer) process(ctx context.Context, batch []kafka.Message) {
+	start := time.Now()
+	events := make([]contact.Event, 0, len(batch))
+	var dead []kafka.Message
+	for _, m := range batch {
+		e, err := contact.Decode(m.Value)
+		if err != nil {
+			dead = append(dead, deadLetter(m, err))
+			continue
+		}
+		events = append(events, e)
+	}
+
+	// Finish the batch even if ctx ends now, but not forever.
+	finish, cancel := stopAfter(ctx, c.cfg.StopTimeout)
+	defer cancel()
+	if !c.retry(finish, "apply", func(ctx context.Context) error { return c.store.Apply(ctx, events) }) {
+		return
+	}
+	if len(dead) > 0 {
+		if !c.retry(finish, "dead_letter", func(ctx context.Context) error { return c.dlq.WriteMessages(ctx, dead...) }) {
+			return
+		}
+		for _, m := range dead {
+			c.log.Warn("message dead-lettered", "topic", headerValue(m, HeaderTopic), "reason", headerValue(m, HeaderError),
+				"partition", headerValue(m, HeaderPartition), "offset", headerValue(m, HeaderOffset))
+		}
+	}
+	if err := c.reader.CommitMessages(finish, batch...); err != nil {
+		// A failed commit loses nothing: the batch is in the store and will
+		// be delivered again, and applying it again is harmless.
+		c.fail("commit", err)
+		return
+	}
+	c.setFailing(nil)
+	c.metrics.Applied.Add(float64(len(events)))
+	c.metrics.DeadLettered.Add(float64(len(dead)))
+	c.metrics.BatchSeconds.Observe(time.Since(start).Seconds())
+	for _, m := range lastPerPartition(batch) {
+		c.metrics.Lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition)).Set(float64(max(0, m.HighWaterMark-m.Offset-1)))
+	}
+}
+
+// retry calls op until it succeeds or ctx is done, backing off from 50ms to
+// 5s. It reports whether op succeeded.
+func (c *Consumer) retry(ctx context.Context, step string, op func(context.Context) error) bool {
+	backoff := 50 * time.Millisecond
+	for {
+		err := op(ctx)
+		if err == nil {
+			return true
+		}
+		c.fail(step, err)
+		if !sleep(ctx, backoff) {
+			c.log.Warn("consumer gave up a batch without committing it", "step", step)
+			return false
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (c *Consumer) fail(step string, err error) {
+	c.setFailing(fmt.Errorf("%s: %w", step, err))
+	c.metrics.Retries.WithLabelValues(step).Inc()
+	c.log.Warn("consumer step failed; retrying", "step", step, "error", err)
+}
+
+func (c *Consumer) setFailing(err error) {
+	c.mu.Lock()
+	c.failing = err
+	c.mu.Unlock()
+}
+
+func (c *Consumer) close() {
+	if err := c.reader.Close(); err != nil {
+		c.log.Warn("closing the reader", "error", err)
+	}
+	if err := c.dlq.Close(); err != nil {
+		c.log.Warn("closing the dead-letter writer", "error", err)
+	}
+}
+
+// deadLetter turns a rejected message into its dead-letter copy.
+func deadLetter(m kafka.Message, err error) kafka.Message {
+	reason := err.Error()
+	var field string
+	var ce *contact.Error
+	if errors.As(err, &ce) {
+		field = ce.Field
+	}
+	headers := append([]kafka.Header{}, m.Headers...)
+	headers = append(headers,
+		kafka.Header{Key: HeaderError, Value: []byte(reason)},
+		kafka.Header{Key: HeaderField, Value: []byte(field)},
+		kafka.Header{Key: HeaderTopic, Value: []byte(m.Topic)},
+		kafka.Header{Key: HeaderPartition, Value: []byte(strconv.Itoa(m.Partition))},
+		kafka.Header{Key: HeaderOffset, Value: []byte(strconv.FormatInt(m.Offset, 10))},
+	)
+	return kafka.Message{Key: m.Key, Value: m.Value, Headers: headers}
+}
+
+func headerValue(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func lastPerPartition(batch []kafka.Message) map[string]kafka.Message {
+	last := make(map[string]kafka.Message)
+	for _, m := range batch {
+		last[m.Topic+"/"+strconv.Itoa(m.Partition)] = m
+	}
+	return last
+}
+
+// stopAfter returns a context that ends timeout after parent does.
+func stopAfter(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.AfterFunc(timeout, cancel)
+		context.AfterFunc(ctx, func() { t.Stop() })
+	})
+	return ctx, func() { stop(); cancel() }
+}
+
+// sleep waits for d or until ctx is done, and reports whether it waited d.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

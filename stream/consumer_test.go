@@ -1,0 +1,207 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/outreach/outreach/contact"
+	"github.com/outreach/outreach/contact/redis"
+	"github.com/outreach/outreach/internal/testenv"
+	"github.com/outreach/outreach/stream"
+)
+
+type fixture struct {
+	kafka    *testenv.Kafka
+	redis    *testenv.Redis
+	store    *redis.Store
+	topic    string
+	dlq      string
+	consumer *stream.Consumer
+}
+
+// start runs a consumer over a fresh topic; redisAddr, if not empty, is
+// where the store connects instead of the test Redis (a proxy to it).
+func start(t *testing.T, redisAddr string) *fixture {
+	t.Helper()
+	f := &fixture{kafka: testenv.NewKafka(t), redis: testenv.NewRedis(t)}
+	f.topic = f.kafka.Topic(t, "events", 3)
+	f.dlq = f.kafka.Topic(t, "dlq", 1)
+	client := f.redis.Client
+	if redisAddr != "" {
+		client = goredis.NewClient(&goredis.Options{Addr: redisAddr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+		t.Cleanup(func() { client.Close() })
+	}
+	f.store = redis.New(client, redis.Options{Prefix: f.redis.Prefix})
+	c, err := stream.NewConsumer(stream.ConsumerConfig{
+		Brokers: f.kafka.Brokers, Topics: []string{f.topic}, Group: "g-" + testenv.Unique(t), DLQTopic: f.dlq,
+	}, f.store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.consumer = c
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return f
+}
+
+func event(id, customer string, at time.Time) []byte {
+	return fmt.Appendf(nil, `{"id":%q,"type":"contact","customer_id":%q,"at":%q,"channel":"call","agent":"a.jones"}`,
+		id, customer, at.Format(time.RFC3339Nano))
+}
+
+func (f *fixture) timeline(t *testing.T, customer string) []contact.Event {
+	t.Helper()
+	events, _, err := f.store.Timeline(context.Background(), customer, contact.Page{Limit: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return events
+}
+
+// waitFor waits until the customer's timeline holds n events.
+func (f *fixture) waitFor(t *testing.T, customer string, n int) []contact.Event {
+	t.Helper()
+	var events []contact.Event
+	testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%d events for %s", n, customer), func() bool {
+		events = f.timeline(t, customer)
+		return len(events) >= n
+	})
+	return events
+}
+
+func TestDuplicateDeliveryStoredOnce(t *testing.T) {
+	t.Parallel()
+	f := start(t, "")
+	at := time.Now().Add(-time.Hour)
+	f.kafka.Produce(t, f.topic, "c1", event("e1", "c1", at), event("e1", "c1", at), event("e2", "c1", at.Add(time.Minute)))
+	f.kafka.Produce(t, f.topic, "c1", event("e1", "c1", at))
+	f.kafka.Produce(t, f.topic, "c1", event("marker", "c1", at.Add(2*time.Minute)))
+	events := f.waitFor(t, "c1", 3)
+	if len(events) != 3 {
+		t.Fatalf("timeline has %d events, want 3: %v", len(events), events)
+	}
+}
+
+func TestOutOfOrderArrivalIsSorted(t *testing.T) {
+	t.Parallel()
+	f := start(t, "")
+	base := time.Now().Add(-time.Hour)
+	for _, i := range []int{3, 1, 4, 0, 2} {
+		f.kafka.Produce(t, f.topic, "c1", event(fmt.Sprint("e", i), "c1", base.Add(time.Duration(i)*time.Minute)))
+	}
+	events := f.waitFor(t, "c1", 5)
+	for i, e := range events {
+		if want := fmt.Sprint("e", 4-i); e.ID != want {
+			t.Errorf("events[%d] = %s, want %s", i, e.ID, want)
+		}
+	}
+}
+
+func TestPoisonMessagesGoToTheDLQ(t *testing.T) {
+	t.Parallel()
+	f := start(t, "")
+	at := time.Now().Add(-time.Hour)
+	poison := map[string][]byte{
+		"not json":     []byte("this is not json"),
+		"invalid":      []byte(`{"id":"p2","type":"contact","customer_id":"c1","at":"2026-01-01T00:00:00Z","channel":"pigeon"}`),
+		"unknown type": []byte(`{"id":"p3","type":"refund","customer_id":"c1","at":"2026-01-01T00:00:00Z"}`),
+		"bad time":     []byte(`{"id":"p4","type":"contact","customer_id":"c1","at":"yesterday","channel":"call"}`),
+	}
+	for _, v := range poison {
+		f.kafka.Produce(t, f.topic, "c1", v)
+	}
+	f.kafka.Produce(t, f.topic, "c1", event("good", "c1", at))
+	f.waitFor(t, "c1", 1)
+
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: f.kafka.Brokers, Topic: f.dlq, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got := map[string]kafka.Message{}
+	for len(got) < len(poison) {
+		m, err := r.ReadMessage(ctx)
+		if err != nil {
+			t.Fatalf("read DLQ after %d messages: %v", len(got), err)
+		}
+		got[string(m.Value)] = m
+	}
+	wantField := map[string]string{"not json": "", "invalid": "channel", "unknown type": "type", "bad time": "at"}
+	for name, v := range poison {
+		m, ok := got[string(v)]
+		if !ok {
+			t.Errorf("%s: not in the DLQ", name)
+			continue
+		}
+		h := map[string]string{}
+		for _, x := range m.Headers {
+			h[x.Key] = string(x.Value)
+		}
+		if h[stream.HeaderError] == "" {
+			t.Errorf("%s: no %s header", name, stream.HeaderError)
+		}
+		if h[stream.HeaderField] != wantField[name] {
+			t.Errorf("%s: field header %q, want %q", name, h[stream.HeaderField], wantField[name])
+		}
+		if h[stream.HeaderTopic] != f.topic || h[stream.HeaderOffset] == "" {
+			t.Errorf("%s: origin headers %v", name, h)
+		}
+	}
+}
+
+func TestRedisDownMidStreamLosesNothing(t *testing.T) {
+	t.Parallel()
+	r := testenv.NewRedis(t)
+	proxy := testenv.NewProxy(t, r.Addr)
+	f := start(t, proxy.Addr)
+	base := time.Now().Add(-time.Hour)
+	const n = 40
+	for i := range n / 2 {
+		f.kafka.Produce(t, f.topic, "c1", event(fmt.Sprint("e", i), "c1", base.Add(time.Duration(i)*time.Second)))
+	}
+	f.waitFor(t, "c1", n/2)
+
+	proxy.Down()
+	for i := n / 2; i < n; i++ {
+		f.kafka.Produce(t, f.topic, "c1", event(fmt.Sprint("e", i), "c1", base.Add(time.Duration(i)*time.Second)))
+	}
+	testenv.Eventually(t, 30*time.Second, "the consumer reports the outage", func() bool {
+		return f.consumer.Healthy() != nil
+	})
+	if _, _, err := f.store.Timeline(context.Background(), "c1", contact.Page{Limit: 1}); contact.ErrorCode(err) != contact.EUnavailable {
+		t.Errorf("Timeline with Redis down: %v, want unavailable", err)
+	}
+
+	proxy.Up(t)
+	events := f.waitFor(t, "c1", n)
+	if len(events) != n {
+		t.Errorf("timeline has %d events after the outage, want %d", len(events), n)
+	}
+	testenv.Eventually(t, 10*time.Second, "the consumer is healthy again", func() bool {
+		return f.consumer.Healthy() == nil
+	})
+}
+
+func TestNewConsumerNamesMissingSettings(t *testing.T) {
+	_, err := stream.NewConsumer(stream.ConsumerConfig{}, nil)
+	if err == nil {
+		t.Fatal("NewConsumer with no config: nil error")
+	}
+	for _, want := range []string{"brokers", "topics", "group", "dead-letter"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
