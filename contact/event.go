@@ -123,7 +123,7 @@ func Decode(data []byte) (Event, error) {
 	if err := dec.Decode(&e); err != nil {
 		return Event{}, jsonError(err)
 	}
-	if dec.More() {
+	if rest := bytes.TrimSpace(data[dec.InputOffset():]); len(rest) > 0 {
 		return Event{}, Invalid("", "trailing data after the event object")
 	}
 	if err := e.Normalize(); err != nil {
@@ -139,7 +139,8 @@ func jsonError(err error) error {
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return Invalid(te.Field, "must be a JSON %s", te.Type.Kind())
+		// The field path starts with the embedded struct of UnmarshalJSON.
+		return Invalid(strings.TrimPrefix(te.Field, "plain."), "must be a JSON %s", te.Type.Kind())
 	}
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
@@ -194,7 +195,10 @@ func ParseTime(field, s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, Invalid(field, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z; got %q", clip(s))
 	}
-	return t.UTC(), nil
+	if t = t.UTC(); t.Year() < 1970 || t.Year() > 9999 {
+		return time.Time{}, Invalid(field, "must be between the years 1970 and 9999; got %q", clip(s))
+	}
+	return t, nil
 }
 
 // Normalize fills defaults, converts times to UTC and validates e. It returns
@@ -217,6 +221,9 @@ func (e *Event) Normalize() error {
 		return Invalid("at", "is required")
 	}
 	e.At = e.At.UTC()
+	if y := e.At.Year(); y < 1970 || y > 9999 {
+		return Invalid("at", "must be between the years 1970 and 9999")
+	}
 	for _, f := range []struct {
 		name, value string
 		max         int
@@ -232,6 +239,18 @@ func (e *Event) Normalize() error {
 	}
 	if err := validPrice("price", e.Price, "currency", e.Currency); err != nil {
 		return err
+	}
+	if e.Offer != nil {
+		if err := text("offer.id", e.Offer.ID, maxTextLen, false); err != nil {
+			return err
+		}
+		if err := validPrice("offer.price", e.Offer.Price, "offer.currency", e.Offer.Currency); err != nil {
+			return err
+		}
+		if e.Offer.ExpiresAt != nil {
+			t := e.Offer.ExpiresAt.UTC()
+			e.Offer.ExpiresAt = &t
+		}
 	}
 
 	switch e.Type {
@@ -254,18 +273,6 @@ func (e *Event) Normalize() error {
 		}
 		if e.Outcome != "" && !oneOf(e.Outcome, Outcomes) {
 			return Invalid("outcome", "must be one of %s; got %q", strings.Join(Outcomes, ", "), clip(e.Outcome))
-		}
-		if e.Offer != nil {
-			if err := text("offer.id", e.Offer.ID, maxTextLen, false); err != nil {
-				return err
-			}
-			if err := validPrice("offer.price", e.Offer.Price, "offer.currency", e.Offer.Currency); err != nil {
-				return err
-			}
-			if e.Offer.ExpiresAt != nil {
-				t := e.Offer.ExpiresAt.UTC()
-				e.Offer.ExpiresAt = &t
-			}
 		}
 	case TypePurchase:
 		if e.Product == "" {
@@ -319,10 +326,8 @@ func validPrice(field string, p *float64, currencyField, currency string) error 
 	if p != nil && *p < 0 {
 		return Invalid(field, "must not be negative")
 	}
-	if currency != "" {
-		if len(currency) != maxCurrencyChars || strings.ToUpper(currency) != currency {
-			return Invalid(currencyField, "must be an ISO 4217 code such as EUR")
-		}
+	if currency != "" && !isCurrency(currency) {
+		return Invalid(currencyField, "must be an ISO 4217 code such as EUR")
 	}
 	return nil
 }
@@ -349,6 +354,20 @@ func text(field, s string, max int, required bool) error {
 		return Invalid(field, "must not be blank")
 	}
 	return nil
+}
+
+// isCurrency reports whether s has the form of an ISO 4217 code: three
+// ASCII capital letters.
+func isCurrency(s string) bool {
+	if len(s) != maxCurrencyChars {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
 }
 
 func oneOf(s string, set []string) bool {

@@ -42,7 +42,7 @@ type State struct {
 func (h *History) State() State {
 	s := State{
 		Products:       LatestPurchases(h.Purchases),
-		OpenComplaints: OpenComplaints(h.Complaints),
+		OpenComplaints: append([]Event{}, OpenComplaints(h.Complaints)...),
 		OptOuts:        map[Channel]Event{},
 		Offers:         append([]Event{}, h.Offers...),
 		LastContacts:   LastOutbound(h.Contacts),
@@ -60,7 +60,7 @@ func (h *History) State() State {
 func LatestPurchases(purchases []Event) map[string]Event {
 	m := make(map[string]Event)
 	for _, p := range purchases {
-		if cur, ok := m[p.Product]; !ok || p.At.After(cur.At) {
+		if cur, ok := m[p.Product]; !ok || newer(&p, &cur) {
 			m[p.Product] = p
 		}
 	}
@@ -71,20 +71,29 @@ func LatestPurchases(purchases []Event) map[string]Event {
 // opened it, oldest first. A case resolved at the same instant it was opened
 // counts as resolved.
 func OpenComplaints(complaints []Event) []Event {
-	latest := make(map[string]Event)
-	for _, c := range complaints {
-		cur, ok := latest[c.CaseID]
-		if !ok || c.At.After(cur.At) || (c.At.Equal(cur.At) && c.Status == ComplaintResolved) {
-			latest[c.CaseID] = c
+	var latest map[string]int // case id → index in complaints
+	for i := range complaints {
+		c := &complaints[i]
+		if latest == nil {
+			latest = make(map[string]int, len(complaints))
+		}
+		j, ok := latest[c.CaseID]
+		if !ok || c.At.After(complaints[j].At) || (c.At.Equal(complaints[j].At) && c.Status == ComplaintResolved) {
+			latest[c.CaseID] = i
 		}
 	}
 	var open []Event
-	for _, c := range latest {
-		if c.Status != ComplaintResolved {
-			open = append(open, c)
+	for _, i := range latest {
+		if complaints[i].Status != ComplaintResolved {
+			open = append(open, complaints[i])
 		}
 	}
-	sort.Slice(open, func(i, j int) bool { return open[i].At.Before(open[j].At) })
+	sort.Slice(open, func(i, j int) bool {
+		if !open[i].At.Equal(open[j].At) {
+			return open[i].At.Before(open[j].At)
+		}
+		return open[i].CaseID < open[j].CaseID
+	})
 	return open
 }
 
@@ -112,20 +121,24 @@ func LastOutbound(contacts []Event) map[Channel]Event {
 		if !c.IsOutboundContact() {
 			continue
 		}
-		if cur, ok := m[c.Channel]; !ok || c.At.After(cur.At) {
+		if cur, ok := m[c.Channel]; !ok || newer(&c, &cur) {
 			m[c.Channel] = c
 		}
 	}
 	return m
 }
 
+// newer orders events by At, then by ID, the same way as SortNewestFirst,
+// so that a choice between events does not depend on read order.
+func newer(a, b *Event) bool {
+	if !a.At.Equal(b.At) {
+		return a.At.After(b.At)
+	}
+	return a.ID > b.ID
+}
+
 // SortNewestFirst sorts events by At, newest first, and by ID on a tie so
 // that the order is stable across reads.
 func SortNewestFirst(events []Event) {
-	sort.Slice(events, func(i, j int) bool {
-		if !events[i].At.Equal(events[j].At) {
-			return events[i].At.After(events[j].At)
-		}
-		return events[i].ID > events[j].ID
-	})
+	sort.Slice(events, func(i, j int) bool { return newer(&events[i], &events[j]) })
 }

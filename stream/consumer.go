@@ -111,7 +111,11 @@ func NewConsumer(cfg ConsumerConfig, store Applier) (*Consumer, error) {
 			MaxWait:        cfg.MaxWait,
 			StartOffset:    kafka.FirstOffset, // a new group reads everything retained
 			CommitInterval: 0,                 // commits are synchronous and explicit
-			ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { cfg.Logger.Warn(fmt.Sprintf(msg, args...), "component", "kafka") }),
+			// A crashed member holds its partitions until its session
+			// times out: keep that short so a restart resumes quickly.
+			SessionTimeout:   10 * time.Second,
+			RebalanceTimeout: 10 * time.Second,
+			ErrorLogger:      kafka.LoggerFunc(func(msg string, args ...any) { cfg.Logger.Warn(fmt.Sprintf(msg, args...), "component", "kafka") }),
 		}),
 		dlq: &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),

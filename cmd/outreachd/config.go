@@ -1,0 +1,257 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of outreachd. Each has a default, a flag and an
+// OUTREACH_* environment variable; flags win over the environment.
+type Config struct {
+	HTTPAddr          string
+	MaxBody           int64
+	RedisAddr         []string // empty: embedded miniredis
+	RedisCluster      bool
+	RedisPassword     string
+	RedisPrefix       string
+	KafkaBrokers      []string // empty: embedded broker
+	EmbeddedKafkaAddr string
+	KafkaTopics       []string
+	KafkaGroup        string
+	DLQTopic          string
+	KafkaPartitions   int
+	BatchSize         int
+	BatchWait         time.Duration
+	Retention         time.Duration
+	MaxEvents         int
+	ShutdownTimeout   time.Duration
+	LogLevel          slog.Level
+	LogFormat         string
+}
+
+// setting describes one configuration value for flags, the environment and
+// the documentation.
+type setting struct {
+	env, flag, def, usage string
+	set                   func(c *Config, v string) error
+}
+
+func settings() []setting {
+	return []setting{
+		{"OUTREACH_HTTP_ADDR", "http-addr", ":8080", "HTTP listen address", func(c *Config, v string) error {
+			c.HTTPAddr = v
+			return checkAddr(v)
+		}},
+		{"OUTREACH_HTTP_MAX_BODY", "http-max-body", "4194304", "largest request body in bytes (list uploads are streamed and exempt)", func(c *Config, v string) (err error) {
+			c.MaxBody, err = positiveInt64(v)
+			return err
+		}},
+		{"OUTREACH_REDIS_ADDR", "redis-addr", "", "Redis address(es), comma-separated; empty runs an embedded miniredis", func(c *Config, v string) error {
+			c.RedisAddr = list(v)
+			for _, a := range c.RedisAddr {
+				if err := checkAddr(a); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"OUTREACH_REDIS_CLUSTER", "redis-cluster", "false", "treat the Redis addresses as a Redis Cluster", func(c *Config, v string) (err error) {
+			c.RedisCluster, err = strconv.ParseBool(v)
+			return err
+		}},
+		{"OUTREACH_REDIS_PASSWORD", "redis-password", "", "Redis password", func(c *Config, v string) error {
+			c.RedisPassword = v
+			return nil
+		}},
+		{"OUTREACH_REDIS_PREFIX", "redis-prefix", "outreach:", "prefix of every Redis key", func(c *Config, v string) error {
+			c.RedisPrefix = v
+			return nonEmpty(v)
+		}},
+		{"OUTREACH_KAFKA_BROKERS", "kafka-brokers", "", "Kafka brokers, comma-separated; empty runs an embedded broker", func(c *Config, v string) error {
+			c.KafkaBrokers = list(v)
+			for _, a := range c.KafkaBrokers {
+				if err := checkAddr(a); err != nil {
+					return err
+				}
+			}
+			return nil
+		}},
+		{"OUTREACH_EMBEDDED_KAFKA_ADDR", "embedded-kafka-addr", "127.0.0.1:9092", "where the embedded broker listens", func(c *Config, v string) error {
+			c.EmbeddedKafkaAddr = v
+			return checkAddr(v)
+		}},
+		{"OUTREACH_KAFKA_TOPICS", "kafka-topics", "outreach.events", "topics to consume, comma-separated; the first also takes POST /v1/events", func(c *Config, v string) error {
+			c.KafkaTopics = list(v)
+			if len(c.KafkaTopics) == 0 {
+				return errors.New("at least one topic is required")
+			}
+			return nil
+		}},
+		{"OUTREACH_KAFKA_GROUP", "kafka-group", "outreach", "consumer group", func(c *Config, v string) error {
+			c.KafkaGroup = v
+			return nonEmpty(v)
+		}},
+		{"OUTREACH_KAFKA_DLQ_TOPIC", "kafka-dlq-topic", "outreach.events.dlq", "dead-letter topic", func(c *Config, v string) error {
+			c.DLQTopic = v
+			return nonEmpty(v)
+		}},
+		{"OUTREACH_KAFKA_PARTITIONS", "kafka-partitions", "6", "partitions of topics that outreachd creates at start", func(c *Config, v string) (err error) {
+			c.KafkaPartitions, err = positiveInt(v)
+			return err
+		}},
+		{"OUTREACH_BATCH_SIZE", "batch-size", "500", "most events the consumer applies in one Redis pipeline", func(c *Config, v string) (err error) {
+			c.BatchSize, err = positiveInt(v)
+			return err
+		}},
+		{"OUTREACH_BATCH_WAIT", "batch-wait", "5ms", "how long a batch waits to fill after its first event", func(c *Config, v string) (err error) {
+			c.BatchWait, err = positiveDuration(v)
+			return err
+		}},
+		{"OUTREACH_RETENTION", "retention", "400d", "age limit of timeline entries (units: ms, s, m, h, d)", func(c *Config, v string) (err error) {
+			c.Retention, err = positiveDuration(v)
+			return err
+		}},
+		{"OUTREACH_MAX_EVENTS", "max-events", "1000", "count limit of stored events per customer and kind", func(c *Config, v string) (err error) {
+			c.MaxEvents, err = positiveInt(v)
+			return err
+		}},
+		{"OUTREACH_SHUTDOWN_TIMEOUT", "shutdown-timeout", "15s", "how long a stop may take to drain requests and the batch in flight", func(c *Config, v string) (err error) {
+			c.ShutdownTimeout, err = positiveDuration(v)
+			return err
+		}},
+		{"OUTREACH_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(c *Config, v string) error {
+			return c.LogLevel.UnmarshalText([]byte(v))
+		}},
+		{"OUTREACH_LOG_FORMAT", "log-format", "json", "json or text", func(c *Config, v string) error {
+			c.LogFormat = v
+			if v != "json" && v != "text" {
+				return errors.New("must be json or text")
+			}
+			return nil
+		}},
+	}
+}
+
+// LoadConfig builds the configuration from defaults, then the environment,
+// then flags in args. Every invalid value is reported, each naming its
+// variable and flag.
+func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Config, error) {
+	var c Config
+	fs := flag.NewFlagSet("outreachd", flag.ContinueOnError)
+	fs.SetOutput(usage)
+	all := settings()
+	values := make([]string, len(all))
+	for i, s := range all {
+		values[i] = s.def
+		if v, ok := lookup(getenv, s.env); ok {
+			values[i] = v
+		}
+		fs.StringVar(&values[i], s.flag, values[i], fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	var errs []error
+	for i, s := range all {
+		if err := s.set(&c, strings.TrimSpace(values[i])); err != nil {
+			errs = append(errs, fmt.Errorf("%s (-%s) = %q: %w", s.env, s.flag, values[i], err))
+		}
+	}
+	return c, errors.Join(errs...)
+}
+
+// Embedded reports whether Redis and Kafka are the in-process ones.
+func (c *Config) Embedded() bool { return len(c.RedisAddr) == 0 && len(c.KafkaBrokers) == 0 }
+
+// ConfigTable renders the settings as a Markdown table, for the README.
+func ConfigTable() string {
+	var b strings.Builder
+	b.WriteString("| variable | flag | default | meaning |\n|---|---|---|---|\n")
+	all := settings()
+	for _, s := range all {
+		def := "`" + s.def + "`"
+		if s.def == "" {
+			def = "empty"
+		}
+		fmt.Fprintf(&b, "| `%s` | `-%s` | %s | %s |\n", s.env, s.flag, def, s.usage)
+	}
+	return b.String()
+}
+
+func lookup(getenv func(string) string, key string) (string, bool) {
+	v := getenv(key)
+	return v, v != ""
+}
+
+func list(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func checkAddr(v string) error {
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		return errors.New("must be host:port")
+	}
+	return nil
+}
+
+func nonEmpty(v string) error {
+	if v == "" {
+		return errors.New("must not be empty")
+	}
+	return nil
+}
+
+func positiveInt(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		return 0, errors.New("must be a positive whole number")
+	}
+	return n, nil
+}
+
+func positiveInt64(v string) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, errors.New("must be a positive whole number")
+	}
+	return n, nil
+}
+
+// positiveDuration parses a Go duration, or a whole number of days such as
+// "400d".
+func positiveDuration(v string) (time.Duration, error) {
+	d, err := ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, errors.New("must be a positive duration such as 500ms, 15s, 36h or 400d")
+	}
+	return d, nil
+}
+
+// ParseDuration parses a Go duration, or a whole number of days such as
+// "400d".
+func ParseDuration(v string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q", v)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(v)
+}

@@ -1,0 +1,138 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/outreach/outreach/contact"
+)
+
+// postEvents takes one event or an array of up to MaxEventsPerRequest,
+// validates them all and produces them to Kafka, or none of them.
+func (s *Server) postEvents(c echo.Context) error {
+	if err := requireJSON(c); err != nil {
+		return err
+	}
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return bodyError(err)
+	}
+	body = bytes.TrimSpace(body)
+	var raws []json.RawMessage
+	switch {
+	case len(body) == 0:
+		return contact.Invalid("", "the body is empty; send an event object or an array of events")
+	case body[0] == '[':
+		if err := json.Unmarshal(body, &raws); err != nil {
+			return contact.Invalid("", "malformed JSON array: %v", err)
+		}
+		if len(raws) == 0 {
+			return contact.Invalid("", "the array is empty")
+		}
+		if len(raws) > MaxEventsPerRequest {
+			return contact.Invalid("", "at most %d events per request; got %d", MaxEventsPerRequest, len(raws))
+		}
+	default:
+		raws = []json.RawMessage{body}
+	}
+	events := make([]contact.Event, len(raws))
+	for i, raw := range raws {
+		e, err := contact.Decode(raw)
+		if err != nil {
+			return &indexedError{index: i, err: err}
+		}
+		events[i] = e
+	}
+	if err := s.cfg.Producer.Produce(c.Request().Context(), events); err != nil {
+		return err
+	}
+	return c.JSON(http.StatusAccepted, map[string]int{"accepted": len(events)})
+}
+
+// timelineResponse is the body of GET /v1/customers/{id}/contacts.
+type timelineResponse struct {
+	CustomerID string          `json:"customer_id"`
+	Events     []contact.Event `json:"events"`
+	State      contact.State   `json:"state"`
+	// Next is the before= cursor of the next page, when there may be one.
+	Next string `json:"next,omitempty"`
+}
+
+// MaxPageSize is the largest limit a timeline page takes.
+const MaxPageSize = 1000
+
+func (s *Server) contacts(c echo.Context) error {
+	id, err := customerParam(c)
+	if err != nil {
+		return err
+	}
+	page := contact.Page{Limit: 50}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > MaxPageSize {
+			return contact.Invalid("limit", "must be a whole number from 1 to %d", MaxPageSize)
+		}
+		page.Limit = n
+	}
+	if v := c.QueryParam("before"); v != "" {
+		t, err := contact.ParseTime("before", v)
+		if err != nil {
+			return err
+		}
+		page.Before = t
+	}
+	events, state, err := s.cfg.Timelines.Timeline(c.Request().Context(), id, page)
+	if err != nil {
+		return err
+	}
+	resp := timelineResponse{CustomerID: id, Events: events, State: state}
+	if resp.Events == nil {
+		resp.Events = []contact.Event{}
+	}
+	if len(events) == page.Limit {
+		resp.Next = events[len(events)-1].At.Format("2006-01-02T15:04:05.000Z07:00")
+	}
+	return c.JSON(http.StatusOK, resp)
+}
+
+// customerParam returns the validated :id path parameter.
+func customerParam(c echo.Context) (string, error) {
+	id, err := url.PathUnescape(c.Param("id"))
+	if err != nil {
+		return "", contact.Invalid("customer_id", "is not a valid URL path segment")
+	}
+	if err := contact.ValidCustomerID(id); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// requireJSON rejects a body that is declared as something other than JSON.
+func requireJSON(c echo.Context) error {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if ct == "" {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(ct)
+	if mt != echo.MIMEApplicationJSON {
+		return contact.Errorf(contact.EUnsupported, "Content-Type must be application/json; got %q", mt)
+	}
+	return nil
+}
+
+// bodyError turns a failed body read into the right API error.
+func bodyError(err error) error {
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		return he
+	}
+	return contact.Invalid("", "unable to read the request body")
+}

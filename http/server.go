@@ -1,0 +1,245 @@
+// Package http serves the outreach API with echo. Callers import it under an
+// alias such as httpapi.
+package http
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/outreach/outreach/contact"
+)
+
+// TimelineReader reads customer timelines.
+type TimelineReader interface {
+	Timeline(ctx context.Context, customerID string, page contact.Page) ([]contact.Event, contact.State, error)
+}
+
+// EventProducer accepts valid events for the timeline, asynchronously.
+type EventProducer interface {
+	Produce(ctx context.Context, events []contact.Event) error
+}
+
+// Check is a named readiness check; it returns nil when its dependency is
+// usable.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Config holds the server's dependencies and settings.
+type Config struct {
+	Timelines TimelineReader
+	Producer  EventProducer
+	Ready     []Check
+	Gatherer  prometheus.Gatherer // serves /metrics; nil means no metrics
+	Registry  prometheus.Registerer
+	MaxBody   int64 // request body limit in bytes; default 4 MiB
+	Logger    *slog.Logger
+}
+
+// MaxEventsPerRequest is the most events POST /v1/events takes at once.
+const MaxEventsPerRequest = 1000
+
+// Server is the HTTP API. Its Handler is safe for concurrent use.
+type Server struct {
+	cfg  Config
+	echo *echo.Echo
+	log  *slog.Logger
+}
+
+// New returns a Server with every route registered.
+func New(cfg Config) *Server {
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 4 << 20
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	s := &Server{cfg: cfg, echo: e, log: cfg.Logger}
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+		s.log.Error("http: panic", "error", err, "path", c.Path(), "stack", string(stack))
+		return err
+	}}))
+	if cfg.Registry != nil {
+		e.Use(s.instrument(cfg.Registry))
+	}
+	e.Use(middleware.BodyLimit(strconv.FormatInt(cfg.MaxBody, 10) + "B"))
+
+	e.GET("/healthz", s.healthz)
+	e.GET("/readyz", s.readyz)
+	if cfg.Gatherer != nil {
+		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
+	}
+	e.GET("/v1/customers/:id/contacts", s.contacts)
+	e.POST("/v1/events", s.postEvents)
+	return s
+}
+
+// Handler returns the server's http.Handler.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Routes lists every registered route as "METHOD PATH".
+func (s *Server) Routes() []string {
+	var out []string
+	for _, r := range s.echo.Routes() {
+		out = append(out, r.Method+" "+r.Path)
+	}
+	return out
+}
+
+func (s *Server) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *Server) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	checks := map[string]string{}
+	var failed []string
+	for _, ch := range s.cfg.Ready {
+		if err := ch.Check(ctx); err != nil {
+			checks[ch.Name] = err.Error()
+			failed = append(failed, ch.Name)
+			continue
+		}
+		checks[ch.Name] = "ok"
+	}
+	if len(failed) > 0 {
+		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks,
+			"error": apiError{Code: contact.EUnavailable, Message: "not ready: " + strings.Join(failed, ", ")}})
+	}
+	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": checks})
+}
+
+// instrument counts requests and their latency by route and status.
+func (s *Server) instrument(reg prometheus.Registerer) echo.MiddlewareFunc {
+	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "outreach_http_requests_total", Help: "HTTP requests by method, route and status.",
+	}, []string{"method", "route", "status"})
+	latency := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "outreach_http_request_seconds", Help: "HTTP request latency by method and route.",
+		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5, 30},
+	}, []string{"method", "route"})
+	reg.MustRegister(requests, latency)
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			start := time.Now()
+			err := next(c)
+			if err != nil {
+				c.Error(err) // write the response now, so its status is known
+			}
+			route := c.Path()
+			if route == "" {
+				route = "unmatched"
+			}
+			requests.WithLabelValues(c.Request().Method, route, strconv.Itoa(c.Response().Status)).Inc()
+			latency.WithLabelValues(c.Request().Method, route).Observe(time.Since(start).Seconds())
+			return nil
+		}
+	}
+}
+
+// errorBody is the one error shape of the API.
+type errorBody struct {
+	Error apiError `json:"error"`
+}
+
+type apiError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+	Index   *int   `json:"index,omitempty"`
+}
+
+// indexedError marks which element of a batch an error is about.
+type indexedError struct {
+	index int
+	err   error
+}
+
+func (e *indexedError) Error() string { return e.err.Error() }
+func (e *indexedError) Unwrap() error { return e.err }
+
+var statusOf = map[string]int{
+	contact.EInvalid:      http.StatusBadRequest,
+	contact.ENotFound:     http.StatusNotFound,
+	contact.EUnauthorized: http.StatusUnauthorized,
+	contact.EForbidden:    http.StatusForbidden,
+	contact.ETooLarge:     http.StatusRequestEntityTooLarge,
+	contact.EUnsupported:  http.StatusUnsupportedMediaType,
+	contact.EUnavailable:  http.StatusServiceUnavailable,
+	contact.EInternal:     http.StatusInternalServerError,
+}
+
+var codeOfStatus = map[int]string{
+	http.StatusBadRequest:            contact.EInvalid,
+	http.StatusNotFound:              contact.ENotFound,
+	http.StatusMethodNotAllowed:      "method_not_allowed",
+	http.StatusUnauthorized:          contact.EUnauthorized,
+	http.StatusForbidden:             contact.EForbidden,
+	http.StatusRequestEntityTooLarge: contact.ETooLarge,
+	http.StatusUnsupportedMediaType:  contact.EUnsupported,
+	http.StatusServiceUnavailable:    contact.EUnavailable,
+}
+
+// handleError writes every error in the one shape. Only internal errors
+// and outages are logged with their cause; clients see the safe message.
+func (s *Server) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	var body apiError
+	status := http.StatusInternalServerError
+	var ce *contact.Error
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ce):
+		status = statusOf[ce.Code]
+		body = apiError{Code: ce.Code, Message: ce.Message, Field: ce.Field}
+	case errors.As(err, &he):
+		status = he.Code
+		body = apiError{Code: codeOfStatus[status], Message: http.StatusText(status)}
+		if m, ok := he.Message.(string); ok {
+			body.Message = m
+		}
+		if status == http.StatusRequestEntityTooLarge {
+			body.Message = "the request body is larger than " + strconv.FormatInt(s.cfg.MaxBody, 10) + " bytes"
+		}
+		if status == http.StatusNotFound {
+			body.Message = "no such route: " + c.Request().Method + " " + c.Request().URL.Path
+		}
+	default:
+		body = apiError{Code: contact.EInternal, Message: "internal error"}
+	}
+	if body.Code == "" {
+		body.Code = contact.EInternal
+	}
+	var ie *indexedError
+	if errors.As(err, &ie) {
+		body.Index = &ie.index
+	}
+	if status >= 500 {
+		s.log.Error("http: request failed", slog.Group("request", "method", c.Request().Method, "route", c.Path()), "status", status, "error", err)
+	}
+	if c.Request().Method == http.MethodHead {
+		err = c.NoContent(status)
+	} else {
+		err = c.JSON(status, errorBody{Error: body})
+	}
+	if err != nil {
+		s.log.Warn("http: unable to write an error response", "error", err)
+	}
+}
