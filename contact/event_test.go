@@ -19,7 +19,9 @@ func TestDecodeValid(t *testing.T) {
 		{"contact defaults to outbound", `{"id":"1","type":"contact","customer_id":"c","at":"2026-01-02T03:04:05Z","channel":"call"}`,
 			func(e contact.Event) bool { return e.Direction == contact.Outbound }},
 		{"time zone is normalised to UTC", `{"id":"1","type":"contact","customer_id":"c","at":"2026-01-02T05:04:05+02:00","channel":"sms"}`,
-			func(e contact.Event) bool { return e.At.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) && e.At.Location() == time.UTC }},
+			func(e contact.Event) bool {
+				return e.At.Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) && e.At.Location() == time.UTC
+			}},
 		{"unknown fields are ignored", `{"id":"1","type":"purchase","customer_id":"c","at":"2026-01-02T03:04:05Z","product":"p","colour":"red"}`,
 			func(e contact.Event) bool { return e.Product == "p" }},
 		{"complaint defaults to opened", `{"id":"1","type":"complaint","customer_id":"c","at":"2026-01-02T03:04:05Z","case_id":"77"}`,

@@ -203,6 +203,14 @@ type Decision struct {
 	Reasons []Reason `json:"reasons"`
 }
 
+// Result is the answer to one check: the decision and, when the request
+// asked for a claim and was allowed, the claim it now holds.
+type Result struct {
+	CustomerID string `json:"customer_id"`
+	Decision
+	Claim *Claim `json:"claim"`
+}
+
 // Decide applies p (not nil) to req, a normalized request, and to the facts
 // f read for its customer (nil: none were found). The time of the contact is
 // req.At, and events after it are ignored, so req.At may be in the past or
@@ -231,7 +239,7 @@ func Decide(p *Policy, req *Request, f *Facts) Decision {
 	// No purpose is exempt from the first three.
 	rs = optedOut(rs, h.Opts, req.Channel, at)
 	rs = suppressed(rs, f.Suppressions, at)
-	rs = claimed(rs, f.Claim, req.Agent, at)
+	rs = claimed(rs, f.Claim, at)
 	// A purpose Normalize would refuse is blocked too: doubt resolves
 	// towards not calling.
 	complaintWarns := !p.complaintBlocks[purpose] && slices.Contains(contact.Purposes, purpose)
@@ -343,15 +351,13 @@ func suppressed(rs []Reason, hits []Suppression, at time.Time) []Reason {
 	return rs
 }
 
-func claimed(rs []Reason, c *Claim, agent string, at time.Time) []Reason {
+func claimed(rs []Reason, c *Claim, at time.Time) []Reason {
 	if c == nil || (!c.ExpiresAt.IsZero() && !c.ExpiresAt.After(at)) {
 		return rs
 	}
-	// An agent's own claim does not block it: a retried request must not be
-	// refused by the claim its first attempt made.
-	if agent != "" && c.Agent == agent {
-		return rs
-	}
+	// A claim is exclusive, even against the agent that holds it: a second
+	// dialer session of one agent must not call too. The holder has its
+	// token and needs no second check.
 	r := Reason{Code: CodeClaimed, Message: claimMessage(c, at), Agent: c.Agent, Campaign: c.Campaign}
 	if !c.ExpiresAt.IsZero() {
 		r.ExpiresAt = timePtr(c.ExpiresAt)

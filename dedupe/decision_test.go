@@ -282,8 +282,8 @@ campaigns:
 		{name: "claimed/anonymous request", facts: dedupe.Facts{Claim: &dedupe.Claim{Agent: "dialer-7", ExpiresAt: now.Add(time.Minute)}}, want: "claimed"},
 		{name: "claimed/expired", req: dedupe.Request{Agent: "dialer-3"},
 			facts: dedupe.Facts{Claim: &dedupe.Claim{Agent: "dialer-7", ExpiresAt: now}}},
-		{name: "claimed/own claim", req: dedupe.Request{Agent: "dialer-7"},
-			facts: dedupe.Facts{Claim: &dedupe.Claim{Agent: "dialer-7", ExpiresAt: now.Add(time.Minute)}}},
+		{name: "claimed/by the same agent", req: dedupe.Request{Agent: "dialer-7"},
+			facts: dedupe.Facts{Claim: &dedupe.Claim{Agent: "dialer-7", ExpiresAt: now.Add(time.Minute)}}, want: "claimed"},
 
 		{name: "quiet_hours/after midnight in Berlin", req: dedupe.Request{Timezone: "Europe/Berlin", At: night}, want: "quiet_hours"},
 		{name: "quiet_hours/before midnight in Berlin", req: dedupe.Request{Timezone: "Europe/Berlin", At: time.Date(2026, 4, 10, 19, 0, 0, 0, time.UTC)}, want: "quiet_hours"},

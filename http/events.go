@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -18,12 +17,9 @@ import (
 // postEvents takes one event or an array of up to MaxEventsPerRequest,
 // validates them all and produces them to Kafka, or none of them.
 func (s *Server) postEvents(c echo.Context) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
-	body, err := io.ReadAll(c.Request().Body)
+	body, err := readJSON(c)
 	if err != nil {
-		return bodyError(err)
+		return err
 	}
 	body = bytes.TrimSpace(body)
 	var raws []json.RawMessage

@@ -4,6 +4,7 @@ package http
 
 import (
 	"context"
+	_ "embed"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/outreach/outreach/contact"
+	"github.com/outreach/outreach/dedupe"
 )
 
 // TimelineReader reads customer timelines.
@@ -40,11 +42,17 @@ type Check struct {
 type Config struct {
 	Timelines TimelineReader
 	Producer  EventProducer
-	Ready     []Check
-	Gatherer  prometheus.Gatherer // serves /metrics; nil means no metrics
-	Registry  prometheus.Registerer
-	MaxBody   int64 // request body limit in bytes; default 4 MiB
-	Logger    *slog.Logger
+	Checker   Checker
+	// Policy returns the policy in force; it may change between calls.
+	Policy func() *dedupe.Policy
+	// Keys authenticates requests; nil serves every request as an admin's.
+	Keys     *Keys
+	Now      func() time.Time // default time.Now
+	Ready    []Check
+	Gatherer prometheus.Gatherer // serves /metrics; nil means no metrics
+	Registry prometheus.Registerer
+	MaxBody  int64 // request body limit in bytes; default 4 MiB
+	Logger   *slog.Logger
 }
 
 // MaxEventsPerRequest is the most events POST /v1/events takes at once.
@@ -65,6 +73,13 @@ func New(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Policy == nil {
+		p := dedupe.DefaultPolicy()
+		cfg.Policy = func() *dedupe.Policy { return p }
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{cfg: cfg, echo: e, log: cfg.Logger}
@@ -83,8 +98,12 @@ func New(cfg Config) *Server {
 	if cfg.Gatherer != nil {
 		e.GET("/metrics", echo.WrapHandler(promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{})))
 	}
-	e.GET("/v1/customers/:id/contacts", s.contacts)
-	e.POST("/v1/events", s.postEvents)
+	e.GET("/openapi.yaml", s.openapi)
+	e.GET("/v1/customers/:id/contacts", s.contacts, s.authorize(RoleAgent))
+	e.POST("/v1/events", s.postEvents, s.authorize(RoleDialer))
+	e.POST("/v1/check", s.check, s.authorize(RoleDialer, RoleAgent))
+	e.POST("/v1/check/batch", s.checkBatch, s.authorize(RoleDialer, RoleAgent))
+	e.DELETE("/v1/claims/:token", s.releaseClaim, s.authorize(RoleDialer))
 	return s
 }
 
@@ -98,6 +117,13 @@ func (s *Server) Routes() []string {
 		out = append(out, r.Method+" "+r.Path)
 	}
 	return out
+}
+
+//go:embed openapi.yaml
+var openapiDoc []byte
+
+func (s *Server) openapi(c echo.Context) error {
+	return c.Blob(http.StatusOK, "application/yaml", openapiDoc)
 }
 
 func (s *Server) healthz(c echo.Context) error {

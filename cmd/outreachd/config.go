@@ -34,6 +34,9 @@ type Config struct {
 	ShutdownTimeout   time.Duration
 	LogLevel          slog.Level
 	LogFormat         string
+	PolicyFile        string // empty: the built-in policy
+	KeysFile          string // empty: no API keys
+	Auth              bool   // false only when OUTREACH_AUTH=off
 }
 
 // setting describes one configuration value for flags, the environment and
@@ -126,6 +129,21 @@ func settings() []setting {
 			c.ShutdownTimeout, err = positiveDuration(v)
 			return err
 		}},
+		{"OUTREACH_POLICY", "policy", "", "policy YAML file (see deployments/policy.yaml); empty uses the built-in policy; reloaded on SIGHUP", func(c *Config, v string) error {
+			c.PolicyFile = v
+			return nil
+		}},
+		{"OUTREACH_API_KEYS_FILE", "api-keys-file", "", "API keys file, one `ROLE SHA256HEX` per line; required with real Redis or Kafka unless OUTREACH_AUTH=off", func(c *Config, v string) error {
+			c.KeysFile = v
+			return nil
+		}},
+		{"OUTREACH_AUTH", "auth", "on", "on, or off to serve every request without a key", func(c *Config, v string) error {
+			c.Auth = v != "off"
+			if v != "on" && v != "off" {
+				return errors.New("must be on or off")
+			}
+			return nil
+		}},
 		{"OUTREACH_LOG_LEVEL", "log-level", "info", "debug, info, warn or error", func(c *Config, v string) error {
 			return c.LogLevel.UnmarshalText([]byte(v))
 		}},
@@ -166,6 +184,9 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 		if err := s.set(&c, strings.TrimSpace(values[i])); err != nil {
 			errs = append(errs, fmt.Errorf("%s (-%s) = %q: %w", s.env, s.flag, values[i], err))
 		}
+	}
+	if c.Auth && c.KeysFile == "" && !c.Embedded() {
+		errs = append(errs, errors.New("OUTREACH_API_KEYS_FILE (-api-keys-file) is required with real Redis or Kafka; set OUTREACH_AUTH=off to run without authentication"))
 	}
 	return c, errors.Join(errs...)
 }

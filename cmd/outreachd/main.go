@@ -18,8 +18,10 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+	_ "time/tzdata" // time zones for quiet hours, whatever the host has
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +31,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/outreach/outreach/contact/redis"
+	"github.com/outreach/outreach/dedupe"
 	httpapi "github.com/outreach/outreach/http"
 	"github.com/outreach/outreach/stream"
 )
@@ -41,6 +44,8 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
 
 	m := NewMain(cfg, NewLogger(os.Stderr, cfg))
 	if err := m.Run(ctx); err != nil {
@@ -48,7 +53,14 @@ func main() {
 		m.Close()
 		os.Exit(1)
 	}
-	<-ctx.Done()
+	for done := false; !done; {
+		select {
+		case <-hup:
+			m.ReloadPolicy()
+		case <-ctx.Done():
+			done = true
+		}
+	}
 	m.Logger.Info("outreachd: stopping")
 	if err := m.Close(); err != nil {
 		m.Logger.Error("outreachd: unclean stop", "error", err)
@@ -71,6 +83,7 @@ type Main struct {
 	rdb      goredis.UniversalClient
 	producer *stream.Producer
 	server   *http.Server
+	policy   atomic.Pointer[dedupe.Policy]
 	stopBg   context.CancelFunc
 	bg       sync.WaitGroup
 	closers  []func() error
@@ -85,6 +98,13 @@ func NewMain(cfg Config, logger *slog.Logger) *Main {
 // work runs until Close.
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
+	if err := m.ReloadPolicy(); err != nil {
+		return err
+	}
+	keys, err := m.loadKeys()
+	if err != nil {
+		return err
+	}
 	if cfg.Embedded() {
 		m.Logger.Warn("outreachd: running on the embedded miniredis and Kafka broker; data lives in memory and is lost at exit")
 	}
@@ -109,6 +129,9 @@ func (m *Main) Run(ctx context.Context) error {
 	store := redis.New(m.rdb, redis.Options{
 		Prefix: cfg.RedisPrefix, Retention: cfg.Retention, MaxEvents: cfg.MaxEvents, Logger: m.Logger,
 	})
+	if err := store.LoadScripts(ctx); err != nil {
+		m.Logger.Warn("redis scripts not loaded; they load on first use", "error", err)
+	}
 
 	brokers := cfg.KafkaBrokers
 	if len(brokers) == 0 {
@@ -127,7 +150,7 @@ func (m *Main) Run(ctx context.Context) error {
 		m.Logger.Info("embedded kafka broker listening", "addr", m.KafkaAddr, "topics", cfg.KafkaTopics)
 	}
 	topicsCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	err := stream.EnsureTopics(topicsCtx, brokers, cfg.KafkaPartitions, append(append([]string{}, cfg.KafkaTopics...), cfg.DLQTopic)...)
+	err = stream.EnsureTopics(topicsCtx, brokers, cfg.KafkaPartitions, append(append([]string{}, cfg.KafkaTopics...), cfg.DLQTopic)...)
 	cancel()
 	if err != nil {
 		return err
@@ -152,6 +175,9 @@ func (m *Main) Run(ctx context.Context) error {
 	api := httpapi.New(httpapi.Config{
 		Timelines: store,
 		Producer:  m.producer,
+		Checker:   store,
+		Policy:    m.policy.Load,
+		Keys:      keys,
 		Ready: []httpapi.Check{
 			{Name: "redis", Check: store.Ping},
 			{Name: "kafka", Check: func(ctx context.Context) error { return pingKafka(ctx, brokers) }},
@@ -189,6 +215,48 @@ func (m *Main) Run(ctx context.Context) error {
 	m.Logger.Info("http listening", "addr", m.HTTPAddr)
 
 	return nil
+}
+
+// ReloadPolicy loads the policy file, or the built-in policy without one.
+// An invalid file keeps the policy in force and returns the error, which is
+// also logged.
+func (m *Main) ReloadPolicy() error {
+	p := dedupe.DefaultPolicy()
+	if f := m.Config.PolicyFile; f != "" {
+		data, err := os.ReadFile(f)
+		if err == nil {
+			p, err = dedupe.ParsePolicy(data)
+		}
+		if err != nil {
+			err = fmt.Errorf("OUTREACH_POLICY %s: %w", f, err)
+			m.Logger.Error("policy not loaded; the previous one stays in force", "error", err)
+			return err
+		}
+	}
+	m.policy.Store(p)
+	m.Logger.Info("policy loaded", "file", m.Config.PolicyFile)
+	return nil
+}
+
+// loadKeys reads the API keys file; nil keys serve every request.
+func (m *Main) loadKeys() (*httpapi.Keys, error) {
+	switch {
+	case !m.Config.Auth:
+		m.Logger.Warn("authentication is off (OUTREACH_AUTH=off): every request is served as an admin's")
+		return nil, nil
+	case m.Config.KeysFile == "":
+		m.Logger.Warn("no OUTREACH_API_KEYS_FILE: the embedded default serves every request without a key")
+		return nil, nil
+	}
+	data, err := os.ReadFile(m.Config.KeysFile)
+	if err != nil {
+		return nil, fmt.Errorf("OUTREACH_API_KEYS_FILE: %w", err)
+	}
+	keys, err := httpapi.ParseKeys(data)
+	if err != nil {
+		return nil, fmt.Errorf("OUTREACH_API_KEYS_FILE %s: %w", m.Config.KeysFile, err)
+	}
+	return keys, nil
 }
 
 // Close stops taking requests, lets the consumer finish and commit its

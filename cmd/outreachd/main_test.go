@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,9 +21,29 @@ import (
 	"github.com/outreach/outreach/internal/testenv"
 )
 
-// testConfig returns a configuration over the test Redis and Kafka, with a
-// topic, group and key prefix of the test's own.
-func testConfig(t *testing.T) (Config, *testenv.Redis, *testenv.Kafka) {
+// Test API keys, one per role, and their keys file.
+const (
+	adminKey  = "admin-key"
+	dialerKey = "dialer-key"
+	agentKey  = "agent-key"
+)
+
+func keysFile(t *testing.T) string {
+	t.Helper()
+	var b strings.Builder
+	for role, key := range map[string]string{"admin": adminKey, "dialer": dialerKey, "agent": agentKey} {
+		fmt.Fprintf(&b, "%s %x\n", role, sha256.Sum256([]byte(key)))
+	}
+	f := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(f, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// testEnv returns the environment of an outreachd over the test Redis and
+// Kafka, with a topic, group and key prefix of the test's own.
+func testEnv(t *testing.T) (map[string]string, *testenv.Redis, *testenv.Kafka) {
 	t.Helper()
 	r, k := testenv.NewRedis(t), testenv.NewKafka(t)
 	env := map[string]string{
@@ -33,7 +55,15 @@ func testConfig(t *testing.T) (Config, *testenv.Redis, *testenv.Kafka) {
 		"OUTREACH_KAFKA_DLQ_TOPIC": k.Topic(t, "dlq", 1),
 		"OUTREACH_KAFKA_GROUP":     "g-" + testenv.Unique(t),
 		"OUTREACH_MAX_EVENTS":      "100000",
+		"OUTREACH_API_KEYS_FILE":   keysFile(t),
 	}
+	return env, r, k
+}
+
+// testConfig returns the configuration of testEnv.
+func testConfig(t *testing.T) (Config, *testenv.Redis, *testenv.Kafka) {
+	t.Helper()
+	env, r, k := testEnv(t)
 	cfg, err := LoadConfig(nil, func(k string) string { return env[k] }, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -72,19 +102,39 @@ type timeline struct {
 	} `json:"state"`
 }
 
-func getTimeline(t *testing.T, addr, customer string) timeline {
+// call sends a request with key and returns the response and its body.
+func call(t *testing.T, method, url, key, body string) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := http.Get("http://" + addr + "/v1/customers/" + customer + "/contacts?limit=1000")
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+func getTimeline(t *testing.T, addr, customer string) timeline {
+	t.Helper()
+	resp, b := call(t, "GET", "http://"+addr+"/v1/customers/"+customer+"/contacts?limit=1000", agentKey, "")
 	var tl timeline
 	if resp.StatusCode != 200 {
-		b, _ := io.ReadAll(resp.Body)
 		t.Fatalf("GET timeline: %d %s", resp.StatusCode, b)
 	}
-	json.NewDecoder(resp.Body).Decode(&tl)
+	if err := json.Unmarshal(b, &tl); err != nil {
+		t.Fatal(err)
+	}
 	return tl
 }
 
@@ -100,12 +150,7 @@ func TestEndToEnd(t *testing.T) {
 	// And through the API.
 	bought := time.Now().Add(-3 * time.Hour).UTC().Format(time.RFC3339)
 	body := fmt.Sprintf(`[{"id":"p1","type":"purchase","customer_id":"cust-1","at":%q,"product":"fiber-500","price":39}]`, bought)
-	resp, err := http.Post("http://"+m.HTTPAddr+"/v1/events", "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != 202 {
+	if resp, _ := call(t, "POST", "http://"+m.HTTPAddr+"/v1/events", dialerKey, body); resp.StatusCode != 202 {
 		t.Fatalf("POST /v1/events = %d, want 202", resp.StatusCode)
 	}
 
@@ -151,10 +196,7 @@ func TestCrashAndReplay(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	cfg, r, k := testConfig(t)
-	bin := filepath.Join(t.TempDir(), "outreachd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := binary(t)
 	const customers, perCustomer = 20, 250
 	const total = customers * perCustomer
 	base := time.Now().Add(-time.Hour)
@@ -185,6 +227,7 @@ func TestCrashAndReplay(t *testing.T) {
 		"OUTREACH_KAFKA_GROUP="+cfg.KafkaGroup,
 		"OUTREACH_MAX_EVENTS=100000",
 		"OUTREACH_BATCH_SIZE=20",
+		"OUTREACH_AUTH=off",
 	)
 	run := func() *exec.Cmd {
 		cmd := exec.Command(bin)
@@ -222,6 +265,188 @@ func TestCrashAndReplay(t *testing.T) {
 	if n := stored(); n != total {
 		t.Errorf("stored %d events, want exactly %d", n, total)
 	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds outreachd once per test run and returns its path.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "outreachd-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "outreachd")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// startBinary runs the real outreachd with env and returns its HTTP
+// address, read from its "http listening" log line.
+func startBinary(t *testing.T, env map[string]string) string {
+	t.Helper()
+	cmd := exec.Command(binary(t))
+	cmd.Env = os.Environ()
+	for k, v := range env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	addr := make(chan string, 1)
+	go func() {
+		dec := json.NewDecoder(io.TeeReader(stderr, &logs))
+		for {
+			var line struct{ Msg, Addr string }
+			if dec.Decode(&line) != nil {
+				return
+			}
+			if line.Msg == "http listening" {
+				addr <- line.Addr
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("outreachd logs:\n%s", logs.String())
+		}
+	})
+	select {
+	case a := <-addr:
+		return a
+	case <-time.After(60 * time.Second):
+		t.Fatalf("outreachd did not start; logs:\n%s", logs.String())
+		return ""
+	}
+}
+
+type checkResult struct {
+	Allowed bool `json:"allowed"`
+	Reasons []struct {
+		Code     string          `json:"code"`
+		Message  string          `json:"message"`
+		Warning  bool            `json:"warning"`
+		EventID  string          `json:"event_id"`
+		Agent    string          `json:"agent"`
+		Team     string          `json:"team"`
+		Product  string          `json:"product"`
+		CaseID   string          `json:"case_id"`
+		Owner    string          `json:"owner"`
+		Offer    json.RawMessage `json:"offer"`
+		Channel  string          `json:"channel"`
+		Campaign string          `json:"campaign"`
+	} `json:"reasons"`
+}
+
+// TestCheckEndToEnd drives the real binary: events go into Kafka and
+// /v1/check answers with the reasons they imply.
+func TestCheckEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	env, _, k := testEnv(t)
+	addr := startBinary(t, env)
+	topic := env["OUTREACH_KAFKA_TOPICS"]
+	now := time.Now().UTC()
+	ago := func(d time.Duration) string { return now.Add(-d).Format(time.RFC3339) }
+	in := func(d time.Duration) string { return now.Add(d).Format(time.RFC3339) }
+	produce := func(customer string, events ...string) {
+		t.Helper()
+		values := make([][]byte, len(events))
+		for i, e := range events {
+			values[i] = []byte(e)
+		}
+		k.Produce(t, topic, customer, values...)
+	}
+	check := func(body string) checkResult {
+		t.Helper()
+		resp, b := call(t, "POST", "http://"+addr+"/v1/check", dialerKey, body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST /v1/check %s: %d %s", body, resp.StatusCode, b)
+		}
+		var r checkResult
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	// waitCodes polls the check until its reason codes are want: events
+	// reach the timeline asynchronously.
+	waitCodes := func(body, want string) checkResult {
+		t.Helper()
+		var r checkResult
+		testenv.Eventually(t, 30*time.Second, body+" answers "+want, func() bool {
+			r = check(body)
+			var got []string
+			for _, x := range r.Reasons {
+				got = append(got, x.Code)
+			}
+			return strings.Join(got, ",") == want
+		})
+		return r
+	}
+
+	produce("colleague", fmt.Sprintf(`{"id":"cc1","type":"contact","customer_id":"colleague","at":%q,"channel":"call","agent":"a.jones","team":"retention","outcome":"voicemail","purpose":"sales"}`, ago(2*time.Hour)))
+	produce("bought", fmt.Sprintf(`{"id":"bp1","type":"purchase","customer_id":"bought","at":%q,"product":"fiber-500","price":49,"order_id":"991"}`, ago(48*time.Hour)))
+	produce("mailed", fmt.Sprintf(`{"id":"mo1","type":"contact","customer_id":"mailed","at":%q,"channel":"mail","campaign":"autumn-mail","product":"fiber-500","offer":{"id":"o-39","price":39,"currency":"EUR","expires_at":%q}}`, ago(9*24*time.Hour), in(20*24*time.Hour)))
+	produce("mailed-expired", fmt.Sprintf(`{"id":"me1","type":"contact","customer_id":"mailed-expired","at":%q,"channel":"mail","product":"fiber-500","offer":{"price":29,"currency":"EUR","expires_at":%q}}`, ago(40*24*time.Hour), ago(10*24*time.Hour)))
+	produce("upset", fmt.Sprintf(`{"id":"x1","type":"complaint","customer_id":"upset","at":%q,"case_id":"77","owner":"b.smith","summary":"engineer never came"}`, ago(3*24*time.Hour)))
+	produce("quiet", fmt.Sprintf(`{"id":"q1","type":"opt_out","customer_id":"quiet","at":%q,"channel":"call","reason":"stop calling me"}`, ago(24*time.Hour)))
+
+	r := waitCodes(`{"customer_id":"colleague","channel":"call","agent":"b.lee"}`, "recent_contact")
+	if ev := r.Reasons[0]; ev.EventID != "cc1" || ev.Agent != "a.jones" || ev.Team != "retention" || !strings.Contains(ev.Message, "a.jones") {
+		t.Errorf("colleague's call evidence = %+v", ev)
+	}
+	waitCodes(`{"customer_id":"colleague","channel":"call","purpose":"service"}`, "")
+
+	r = waitCodes(`{"customer_id":"bought","channel":"call","product":"fiber-500","offer":{"price":45}}`, "already_purchased")
+	if ev := r.Reasons[0]; ev.EventID != "bp1" || ev.Product != "fiber-500" {
+		t.Errorf("purchase evidence = %+v", ev)
+	}
+	waitCodes(`{"customer_id":"bought","channel":"call","product":"tv-basic"}`, "")
+
+	r = waitCodes(`{"customer_id":"mailed","channel":"call","product":"fiber-500","offer":{"price":49,"currency":"EUR"}}`, "better_offer")
+	if ev := r.Reasons[0]; ev.EventID != "mo1" || ev.Channel != "mail" || !strings.Contains(string(ev.Offer), "39") {
+		t.Errorf("better offer evidence = %+v", ev)
+	}
+	waitCodes(`{"customer_id":"mailed","channel":"call","product":"fiber-500","offer":{"price":35,"currency":"EUR"}}`, "")
+	waitCodes(`{"customer_id":"mailed-expired","channel":"call","product":"fiber-500","offer":{"price":49,"currency":"EUR"}}`, "")
+
+	r = waitCodes(`{"customer_id":"upset","channel":"call","purpose":"sales"}`, "open_complaint")
+	if ev := r.Reasons[0]; r.Allowed || ev.CaseID != "77" || ev.Owner != "b.smith" {
+		t.Errorf("open complaint: allowed=%v evidence %+v", r.Allowed, ev)
+	}
+	r = waitCodes(`{"customer_id":"upset","channel":"call","purpose":"recovery"}`, "open_complaint")
+	if !r.Allowed || !r.Reasons[0].Warning {
+		t.Errorf("recovery call with an open complaint: allowed=%v warning=%v, want allowed with a warning", r.Allowed, r.Reasons[0].Warning)
+	}
+	produce("upset", fmt.Sprintf(`{"id":"x2","type":"complaint","customer_id":"upset","at":%q,"case_id":"77","status":"resolved","owner":"b.smith"}`, ago(time.Hour)))
+	waitCodes(`{"customer_id":"upset","channel":"call","purpose":"sales"}`, "")
+
+	r = waitCodes(`{"customer_id":"quiet","channel":"call"}`, "opted_out")
+	if r.Allowed || r.Reasons[0].EventID != "q1" {
+		t.Errorf("opt-out: %+v", r)
+	}
+	waitCodes(`{"customer_id":"quiet","channel":"email"}`, "")
 }
 
 func TestInvalidConfigNamesTheVariable(t *testing.T) {

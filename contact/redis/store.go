@@ -153,6 +153,19 @@ func (s *Store) Apply(ctx context.Context, events []contact.Event) error {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return contact.Unavailable("redis", fmt.Errorf("store: unable to apply %d events: %w", len(events), err))
 	}
+	// A contact made under a claim ends the claim.
+	for i := range events {
+		e := &events[i]
+		if e.Claim == "" || e.Type != contact.TypeContact {
+			continue
+		}
+		if id, err := tokenCustomer(e.Claim); err != nil || id != e.CustomerID {
+			continue // not a claim on this customer: nothing to end
+		}
+		if _, err := s.ReleaseClaim(ctx, e.Claim); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -182,7 +195,7 @@ func (s *Store) Timeline(ctx context.Context, customerID string, page contact.Pa
 	for _, cmd := range pageCmds {
 		events = append(events, s.decode(cmd.Val())...)
 	}
-	events = dedupe(events)
+	events = uniqueByID(events)
 	contact.SortNewestFirst(events)
 	if len(events) > page.Limit {
 		events = events[:page.Limit]
@@ -222,11 +235,11 @@ func (s *Store) queueHistory(ctx context.Context, pipe goredis.Pipeliner, custom
 	opts := s.queueRead(ctx, pipe, customerID, kindOpts, s.floor(kindOpts, at, 0), "+inf", 0)
 	return func() contact.History {
 		return contact.History{
-			Contacts:   dedupe(s.decode(contacts.Val())),
-			Offers:     dedupe(s.decode(offers.Val())),
-			Purchases:  dedupe(s.decode(purchases.Val())),
-			Complaints: dedupe(s.decode(complaints.Val())),
-			Opts:       dedupe(s.decode(opts.Val())),
+			Contacts:   uniqueByID(s.decode(contacts.Val())),
+			Offers:     uniqueByID(s.decode(offers.Val())),
+			Purchases:  uniqueByID(s.decode(purchases.Val())),
+			Complaints: uniqueByID(s.decode(complaints.Val())),
+			Opts:       uniqueByID(s.decode(opts.Val())),
 		}
 	}
 }
@@ -266,10 +279,10 @@ func (s *Store) decode(members []string) []contact.Event {
 	return events
 }
 
-// dedupe keeps the first event of each id. Members differ for one id only
+// uniqueByID keeps the first event of each id. Members differ for one id only
 // when a producer reused an id with other content; the id is the
 // idempotency key, so one of them is shown.
-func dedupe(events []contact.Event) []contact.Event {
+func uniqueByID(events []contact.Event) []contact.Event {
 	if len(events) < 2 {
 		return events
 	}

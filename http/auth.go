@@ -1,0 +1,128 @@
+package http
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/outreach/outreach/contact"
+)
+
+// Role is what an API key may do.
+type Role string
+
+// Roles. RoleAdmin may do everything.
+const (
+	RoleDialer    Role = "dialer"    // checks, batches, claims, posting events
+	RoleMarketing Role = "marketing" // list scrubs and suppression lists
+	RoleAgent     Role = "agent"     // timelines, the web page, checks without claims
+	RoleAdmin     Role = "admin"
+)
+
+var roles = []Role{RoleDialer, RoleMarketing, RoleAgent, RoleAdmin}
+
+// Keys holds the SHA-256 hashes of the API keys and their roles. The keys
+// themselves are never stored. A Keys is safe for concurrent use.
+type Keys struct {
+	entries []keyEntry
+}
+
+type keyEntry struct {
+	hash [sha256.Size]byte
+	role Role
+}
+
+// ParseKeys reads a keys file: one key per line, "ROLE SHA256HEX", where
+// the hex is the SHA-256 of the key. Blank lines and lines starting with #
+// are ignored. Errors name the line.
+func ParseKeys(data []byte) (*Keys, error) {
+	k := &Keys{}
+	var errs []error
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fields := strings.Fields(line)
+		if len(fields) != 2 {
+			errs = append(errs, fmt.Errorf("line %d: want \"ROLE SHA256HEX\"", n))
+			continue
+		}
+		role := Role(fields[0])
+		if !slices.Contains(roles, role) {
+			errs = append(errs, fmt.Errorf("line %d: unknown role %q; want dialer, marketing, agent or admin", n, fields[0]))
+			continue
+		}
+		sum, err := hex.DecodeString(fields[1])
+		if err != nil || len(sum) != sha256.Size {
+			errs = append(errs, fmt.Errorf("line %d: want the SHA-256 of the key as 64 hex digits", n))
+			continue
+		}
+		e := keyEntry{role: role}
+		copy(e.hash[:], sum)
+		k.entries = append(k.entries, e)
+	}
+	if err := sc.Err(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(k.entries) == 0 && len(errs) == 0 {
+		errs = append(errs, errors.New("no keys"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("keys file: %w", err)
+	}
+	return k, nil
+}
+
+// Role returns the role of key. It compares against every entry in constant
+// time, so that timing tells nothing about which hash came close.
+func (k *Keys) Role(key string) (Role, bool) {
+	sum := sha256.Sum256([]byte(key))
+	var found Role
+	for _, e := range k.entries {
+		if subtle.ConstantTimeCompare(sum[:], e.hash[:]) == 1 {
+			found = e.role
+		}
+	}
+	return found, found != ""
+}
+
+const roleKey = "outreach.role"
+
+// authorize lets a request through if its key has one of allowed or the
+// admin role. Without keys, every request is an admin's.
+func (s *Server) authorize(allowed ...Role) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if s.cfg.Keys == nil {
+				c.Set(roleKey, RoleAdmin)
+				return next(c)
+			}
+			key, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
+			role, known := s.cfg.Keys.Role(strings.TrimSpace(key))
+			if !ok || !known {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="outreach"`)
+				return contact.Errorf(contact.EUnauthorized, "send a valid API key as Authorization: Bearer KEY")
+			}
+			if role != RoleAdmin && !slices.Contains(allowed, role) {
+				return contact.Errorf(contact.EForbidden, "the %s role may not use this endpoint", role)
+			}
+			c.Set(roleKey, role)
+			return next(c)
+		}
+	}
+}
+
+func roleOf(c echo.Context) Role {
+	r, _ := c.Get(roleKey).(Role)
+	return r
+}
