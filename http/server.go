@@ -104,6 +104,8 @@ func New(cfg Config) *Server {
 	e.POST("/v1/check", s.check, s.authorize(RoleDialer, RoleAgent))
 	e.POST("/v1/check/batch", s.checkBatch, s.authorize(RoleDialer, RoleAgent))
 	e.DELETE("/v1/claims/:token", s.releaseClaim, s.authorize(RoleDialer))
+	s.registerLists() // lists.go: list scrubs and suppression lists
+	s.registerPage()  // page.go: the agent's web page
 	return s
 }
 

@@ -1,0 +1,4 @@
+package http
+
+// registerPage registers the agent's web page and its assets.
+func (s *Server) registerPage() {}
