@@ -64,8 +64,9 @@ const (
 // Limits on event fields, so that one event cannot take unbounded memory.
 const (
 	MaxIDLen         = 128 // customer_id, in characters
+	MaxTextLen       = 256 // agent, team, campaign, product, other ids
 	maxEventIDLen    = 256
-	maxTextLen       = 256  // agent, team, campaign, product, ids…
+	maxTextLen       = MaxTextLen
 	maxLongTextLen   = 2000 // summary, reason
 	maxCurrencyChars = 3
 )
@@ -193,10 +194,10 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 func ParseTime(field, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return time.Time{}, Invalid(field, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z; got %q", clip(s))
+		return time.Time{}, Invalid(field, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z; got %q", Clip(s))
 	}
 	if t = t.UTC(); t.Year() < 1970 || t.Year() > 9999 {
-		return time.Time{}, Invalid(field, "must be between the years 1970 and 9999; got %q", clip(s))
+		return time.Time{}, Invalid(field, "must be between the years 1970 and 9999; got %q", Clip(s))
 	}
 	return t, nil
 }
@@ -212,7 +213,7 @@ func (e *Event) Normalize() error {
 	case "":
 		return Invalid("type", "is required")
 	default:
-		return Invalid("type", "must be one of contact, purchase, complaint, opt_out, opt_in; got %q", clip(string(e.Type)))
+		return Invalid("type", "must be one of contact, purchase, complaint, opt_out, opt_in; got %q", Clip(string(e.Type)))
 	}
 	if err := ValidCustomerID(e.CustomerID); err != nil {
 		return err
@@ -241,10 +242,7 @@ func (e *Event) Normalize() error {
 		return err
 	}
 	if e.Offer != nil {
-		if err := text("offer.id", e.Offer.ID, maxTextLen, false); err != nil {
-			return err
-		}
-		if err := validPrice("offer.price", e.Offer.Price, "offer.currency", e.Offer.Currency); err != nil {
+		if err := e.Offer.Validate(); err != nil {
 			return err
 		}
 		if e.Offer.ExpiresAt != nil {
@@ -266,13 +264,13 @@ func (e *Event) Normalize() error {
 			e.Direction = Outbound
 		case Outbound, Inbound:
 		default:
-			return Invalid("direction", "must be outbound or inbound; got %q", clip(string(e.Direction)))
+			return Invalid("direction", "must be outbound or inbound; got %q", Clip(string(e.Direction)))
 		}
 		if e.Purpose != "" && !oneOf(e.Purpose, Purposes) {
-			return Invalid("purpose", "must be one of %s; got %q", strings.Join(Purposes, ", "), clip(e.Purpose))
+			return Invalid("purpose", "must be one of %s; got %q", strings.Join(Purposes, ", "), Clip(e.Purpose))
 		}
 		if e.Outcome != "" && !oneOf(e.Outcome, Outcomes) {
-			return Invalid("outcome", "must be one of %s; got %q", strings.Join(Outcomes, ", "), clip(e.Outcome))
+			return Invalid("outcome", "must be one of %s; got %q", strings.Join(Outcomes, ", "), Clip(e.Outcome))
 		}
 	case TypePurchase:
 		if e.Product == "" {
@@ -292,7 +290,7 @@ func (e *Event) Normalize() error {
 			e.Status = ComplaintOpened
 		case ComplaintOpened, ComplaintResolved:
 		default:
-			return Invalid("status", "must be opened or resolved; got %q", clip(e.Status))
+			return Invalid("status", "must be opened or resolved; got %q", Clip(e.Status))
 		}
 	case TypeOptOut, TypeOptIn:
 		if e.Channel != "" {
@@ -303,6 +301,18 @@ func (e *Event) Normalize() error {
 	}
 	return nil
 }
+
+// Validate checks an offer's fields; errors name them as "offer.FIELD".
+func (o *Offer) Validate() error {
+	if err := text("offer.id", o.ID, maxTextLen, false); err != nil {
+		return err
+	}
+	return validPrice("offer.price", o.Price, "offer.currency", o.Currency)
+}
+
+// ValidText checks an optional free-text field: valid UTF-8, no control
+// characters, at most MaxTextLen characters.
+func ValidText(field, s string) error { return text(field, s, maxTextLen, false) }
 
 // ValidCustomerID checks a customer id: 1 to MaxIDLen printable characters.
 func ValidCustomerID(id string) error {
@@ -319,7 +329,7 @@ func ValidChannel(field string, c Channel) error {
 			return nil
 		}
 	}
-	return Invalid(field, "must be one of call, sms, email, mail, visit, chat; got %q", clip(string(c)))
+	return Invalid(field, "must be one of call, sms, email, mail, visit, chat; got %q", Clip(string(c)))
 }
 
 func validPrice(field string, p *float64, currencyField, currency string) error {
@@ -379,8 +389,8 @@ func oneOf(s string, set []string) bool {
 	return false
 }
 
-// clip shortens user input that is echoed back in an error message.
-func clip(s string) string {
+// Clip shortens user input that is echoed back in an error message.
+func Clip(s string) string {
 	const n = 40
 	if utf8.RuneCountInString(s) <= n {
 		return s

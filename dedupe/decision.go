@@ -2,13 +2,10 @@ package dedupe
 
 import (
 	"errors"
-	"math"
 	"slices"
 	"strings"
 	"sync"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/outreach/outreach/contact"
 )
@@ -47,8 +44,6 @@ type Request struct {
 	Claim      bool            `json:"claim,omitempty"`    // claim the customer if allowed, for Policy.ClaimTTL
 }
 
-const maxTextLen = 256
-
 // Normalize fills the defaults (Purpose, and At from now) and validates r.
 // It returns a contact.EInvalid *contact.Error naming the JSON field at
 // fault, the first one found.
@@ -65,57 +60,29 @@ func (r *Request) Normalize(now time.Time) error {
 	if r.Purpose == "" {
 		r.Purpose = DefaultPurpose
 	} else if !slices.Contains(contact.Purposes, r.Purpose) {
-		return contact.Invalid("purpose", "must be one of %s; got %q", strings.Join(contact.Purposes, ", "), clip(r.Purpose))
+		return contact.Invalid("purpose", "must be one of %s; got %q", strings.Join(contact.Purposes, ", "), contact.Clip(r.Purpose))
 	}
 	for _, f := range [...]struct{ name, value string }{
 		{"campaign", r.Campaign}, {"agent", r.Agent}, {"product", r.Product}, {"phone", r.Phone},
 	} {
-		if err := checkText(f.name, f.value); err != nil {
+		if err := contact.ValidText(f.name, f.value); err != nil {
 			return err
 		}
 	}
-	if o := r.Offer; o != nil {
-		if err := checkText("offer.id", o.ID); err != nil {
+	if r.Offer != nil {
+		if err := r.Offer.Validate(); err != nil {
 			return err
-		}
-		if o.Price != nil && (*o.Price < 0 || math.IsNaN(*o.Price) || math.IsInf(*o.Price, 0)) {
-			return contact.Invalid("offer.price", "must not be negative")
-		}
-		if c := o.Currency; c != "" && (len(c) != 3 || strings.IndexFunc(c, func(r rune) bool { return r < 'A' || r > 'Z' }) >= 0) {
-			return contact.Invalid("offer.currency", "must be an ISO 4217 code such as EUR; got %q", clip(c))
 		}
 	}
 	if r.Timezone != "" {
 		if _, err := loadLocation(r.Timezone); err != nil {
-			return contact.Invalid("timezone", "must be an IANA time zone such as Europe/Berlin; got %q", clip(r.Timezone))
+			return contact.Invalid("timezone", "must be an IANA time zone such as Europe/Berlin; got %q", contact.Clip(r.Timezone))
 		}
 	}
 	if r.At.IsZero() {
 		r.At = now
 	}
 	return nil
-}
-
-func checkText(field, s string) error {
-	switch {
-	case s == "":
-		return nil
-	case !utf8.ValidString(s):
-		return contact.Invalid(field, "must be valid UTF-8")
-	case utf8.RuneCountInString(s) > maxTextLen:
-		return contact.Invalid(field, "must be at most %d characters", maxTextLen)
-	case strings.IndexFunc(s, unicode.IsControl) >= 0:
-		return contact.Invalid(field, "must not contain control characters")
-	}
-	return nil
-}
-
-func clip(s string) string {
-	const n = 40
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
 }
 
 // locations caches time.LoadLocation, which reads and parses a file. Only

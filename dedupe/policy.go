@@ -187,9 +187,9 @@ const day = 24 * time.Hour
 // limit of about 292 years.
 const maxDays = 36500
 
-// parseDuration reads a Go duration or whole days with an optional Go
+// ParseDuration reads a Go duration or whole days with an optional Go
 // duration after them: "7d", "1d12h", "36h", "0".
-func parseDuration(s string) (time.Duration, error) {
+func ParseDuration(s string) (time.Duration, error) {
 	bad := fmt.Errorf("invalid duration %q", s)
 	rest := strings.TrimSpace(s)
 	var days time.Duration
@@ -474,7 +474,7 @@ func (ps *parser) duration(n *yaml.Node, path string, dst *time.Duration) bool {
 	if !ok {
 		return false
 	}
-	d, err := parseDuration(s)
+	d, err := ParseDuration(s)
 	if err != nil {
 		ps.fail(n, path, "%v", err)
 		return false

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/outreach/outreach/dedupe"
 )
 
 // Config is every setting of outreachd. Each has a default, a flag and an
@@ -257,22 +259,9 @@ func positiveInt64(v string) (int64, error) {
 // positiveDuration parses a Go duration, or a whole number of days such as
 // "400d".
 func positiveDuration(v string) (time.Duration, error) {
-	d, err := ParseDuration(v)
+	d, err := dedupe.ParseDuration(v)
 	if err != nil || d <= 0 {
 		return 0, errors.New("must be a positive duration such as 500ms, 15s, 36h or 400d")
 	}
 	return d, nil
-}
-
-// ParseDuration parses a Go duration, or a whole number of days such as
-// "400d".
-func ParseDuration(v string) (time.Duration, error) {
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil {
-			return 0, fmt.Errorf("invalid duration %q", v)
-		}
-		return time.Duration(n) * 24 * time.Hour, nil
-	}
-	return time.ParseDuration(v)
 }

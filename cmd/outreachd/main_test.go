@@ -502,3 +502,43 @@ func TestLogsRedactPersonalData(t *testing.T) {
 		t.Errorf("log redacted a timestamp: %s", out)
 	}
 }
+
+func TestReloadPolicyKeepsTheOldOneWhenInvalid(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	write := func(s string) {
+		t.Helper()
+		if err := os.WriteFile(file, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("cooldowns: {call: 10d}\nfrequency_cap: {window: 1d}\n")
+	var logs bytes.Buffer
+	m := NewMain(Config{PolicyFile: file}, slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err := m.ReloadPolicy(); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.policy.Load().ContactWindow(); got != 10*24*time.Hour {
+		t.Fatalf("contact window = %v, want the file's 10d", got)
+	}
+
+	write("cooldowns: {call: 2d}\nfrequency_cap: {window: 1d}\n")
+	if err := m.ReloadPolicy(); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.policy.Load().ContactWindow(); got != 7*24*time.Hour {
+		t.Fatalf("after reload: contact window = %v, want 7d (the mail and visit cooldowns)", got)
+	}
+
+	before := m.policy.Load()
+	write("cooldowns: {call: soon}\n")
+	err := m.ReloadPolicy()
+	if err == nil || !strings.Contains(err.Error(), "line 1") || !strings.Contains(err.Error(), "OUTREACH_POLICY") {
+		t.Errorf("invalid policy: %v, want an error naming the variable and line", err)
+	}
+	if m.policy.Load() != before {
+		t.Errorf("an invalid policy replaced the one in force")
+	}
+	if !strings.Contains(logs.String(), "policy not loaded") {
+		t.Errorf("the failed reload was not logged: %s", logs.String())
+	}
+}

@@ -1,0 +1,139 @@
+package redis_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/outreach/outreach/contact"
+	"github.com/outreach/outreach/contact/redis"
+	"github.com/outreach/outreach/dedupe"
+	"github.com/outreach/outreach/internal/testenv"
+)
+
+// seedTimelines stores n customers with about 30 events each over the last
+// 60 days: calls, mails with offers, a purchase, some complaints and opts.
+func seedTimelines(b *testing.B, s *redis.Store, n int) {
+	b.Helper()
+	now := time.Now()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var batch []contact.Event
+	flush := func() {
+		if err := s.Apply(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+		batch = batch[:0]
+	}
+	for c := range n {
+		id := fmt.Sprint("cust-", c)
+		for i := range 30 {
+			at := now.Add(-time.Duration(rng.IntN(60*24)) * time.Hour)
+			e := contact.Event{ID: fmt.Sprintf("%s-%d", id, i), CustomerID: id, At: at, Type: contact.TypeContact,
+				Channel: contact.Channels[rng.IntN(len(contact.Channels))], Agent: fmt.Sprint("agent-", rng.IntN(50)),
+				Team: "retention", Campaign: "autumn", Purpose: "sales", Outcome: "voicemail"}
+			switch i % 10 {
+			case 3:
+				e.Offer = &contact.Offer{Price: new(float64(20 + rng.IntN(30))), Currency: "EUR"}
+				e.Product = "fiber-500"
+			case 5:
+				e = contact.Event{ID: e.ID, CustomerID: id, At: at, Type: contact.TypePurchase, Product: "tv-basic", Price: new(9.0)}
+			case 7:
+				e = contact.Event{ID: e.ID, CustomerID: id, At: at, Type: contact.TypeComplaint, CaseID: fmt.Sprint(c), Status: []string{"opened", "resolved"}[i%2]}
+			case 9:
+				e = contact.Event{ID: e.ID, CustomerID: id, At: at, Type: contact.TypeOptIn, Channel: contact.SMS}
+			}
+			if err := e.Normalize(); err != nil {
+				b.Fatal(err)
+			}
+			batch = append(batch, e)
+		}
+		if len(batch) >= 3000 {
+			flush()
+		}
+	}
+	flush()
+}
+
+// BenchmarkCheck measures the pre-dial check against the store, with the raw
+// pipelined reads of the same keys as the baseline: the ratio is the cost of
+// decoding and deciding. Run it against real Redis with
+// OUTREACH_TEST_REDIS_ADDR set.
+func BenchmarkCheck(b *testing.B) {
+	r := testenv.NewRedis(b)
+	s := redis.New(r.Client, redis.Options{Prefix: r.Prefix})
+	const customers = 2000
+	seedTimelines(b, s, customers)
+	p := dedupe.DefaultPolicy()
+	req := func(rng *rand.Rand) dedupe.Request {
+		q := dedupe.Request{CustomerID: fmt.Sprint("cust-", rng.IntN(customers)), Channel: contact.Call,
+			Product: "fiber-500", Offer: &contact.Offer{Price: new(35.0), Currency: "EUR"}}
+		if err := q.Normalize(time.Now()); err != nil {
+			b.Fatal(err)
+		}
+		return q
+	}
+	b.Run("baseline-raw-pipeline", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
+			ctx := context.Background()
+			min := fmt.Sprint(time.Now().Add(-400 * 24 * time.Hour).UnixMilli())
+			for pb.Next() {
+				id := fmt.Sprint("cust-", rng.IntN(customers))
+				pipe := r.Client.Pipeline()
+				for _, kind := range []string{"c", "f", "p", "x", "o"} {
+					pipe.ZRevRangeByScore(ctx, r.Prefix+"{c:"+id+"}:"+kind, &goredis.ZRangeBy{Min: min, Max: "+inf"})
+				}
+				pipe.Get(ctx, r.Prefix+"{c:"+id+"}:claim")
+				if _, err := pipe.Exec(ctx); err != nil && err != goredis.Nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+	})
+	b.Run("check", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
+			for pb.Next() {
+				if _, err := s.Check(context.Background(), p, []dedupe.Request{req(rng)}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+	})
+	b.Run("check-claim", func(b *testing.B) {
+		b.RunParallel(func(pb *testing.PB) {
+			rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
+			for pb.Next() {
+				q := req(rng)
+				q.Claim = true
+				res, err := s.Check(context.Background(), p, []dedupe.Request{q})
+				if err != nil {
+					b.Fatal(err)
+				}
+				if c := res[0].Claim; c != nil {
+					s.ReleaseClaim(context.Background(), c.Token)
+				}
+			}
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+	})
+	b.Run("batch-100", func(b *testing.B) {
+		rng := rand.New(rand.NewPCG(3, 4))
+		reqs := make([]dedupe.Request, 100)
+		for i := range reqs {
+			reqs[i] = req(rng)
+		}
+		for b.Loop() {
+			if _, err := s.Check(context.Background(), p, reqs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*len(reqs))/b.Elapsed().Seconds(), "checks/s")
+	})
+}
