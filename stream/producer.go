@@ -44,6 +44,9 @@ func (p *Producer) Produce(ctx context.Context, events []contact.Event) error {
 		msgs[i] = kafka.Message{Key: []byte(events[i].CustomerID), Value: v}
 	}
 	if err := p.w.WriteMessages(ctx, msgs...); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // the caller gave up; Kafka is not at fault
+		}
 		return contact.Unavailable("kafka", fmt.Errorf("stream: unable to produce %d events: %w", len(events), err))
 	}
 	return nil
