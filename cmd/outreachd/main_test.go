@@ -10,11 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -196,7 +193,6 @@ func TestCrashAndReplay(t *testing.T) {
 		t.Skip("builds and runs the binary")
 	}
 	cfg, r, k := testConfig(t)
-	bin := binary(t)
 	const customers, perCustomer = 20, 250
 	const total = customers * perCustomer
 	base := time.Now().Add(-time.Hour)
@@ -217,49 +213,29 @@ func TestCrashAndReplay(t *testing.T) {
 		}
 		return n
 	}
-	env := append(os.Environ(),
-		"OUTREACH_HTTP_ADDR=127.0.0.1:0",
-		"OUTREACH_REDIS_ADDR="+r.Addr,
-		"OUTREACH_REDIS_PREFIX="+r.Prefix,
-		"OUTREACH_KAFKA_BROKERS="+strings.Join(k.Brokers, ","),
-		"OUTREACH_KAFKA_TOPICS="+cfg.KafkaTopics[0],
-		"OUTREACH_KAFKA_DLQ_TOPIC="+cfg.DLQTopic,
-		"OUTREACH_KAFKA_GROUP="+cfg.KafkaGroup,
+	env := []string{
+		"OUTREACH_REDIS_ADDR=" + r.Addr,
+		"OUTREACH_REDIS_PREFIX=" + r.Prefix,
+		"OUTREACH_KAFKA_BROKERS=" + strings.Join(k.Brokers, ","),
+		"OUTREACH_KAFKA_TOPICS=" + cfg.KafkaTopics[0],
+		"OUTREACH_KAFKA_DLQ_TOPIC=" + cfg.DLQTopic,
+		"OUTREACH_KAFKA_GROUP=" + cfg.KafkaGroup,
 		"OUTREACH_MAX_EVENTS=100000",
 		"OUTREACH_BATCH_SIZE=20",
 		"OUTREACH_AUTH=off",
-	)
-	run := func() *exec.Cmd {
-		cmd := exec.Command(bin)
-		cmd.Env = env
-		var logs bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &logs, &logs
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			cmd.Wait()
-			if t.Failed() {
-				t.Logf("outreachd logs:\n%s", logs.String())
-			}
-		})
-		return cmd
 	}
+	bin := testenv.Build(t, ".")
 
-	first := run()
+	first := testenv.StartDaemon(t, bin, env...)
 	testenv.Eventually(t, 60*time.Second, "the first run stores some events", func() bool { return stored() >= total/10 })
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	first.Wait()
+	first.Kill()
 	atKill := stored()
 	t.Logf("killed after %d of %d events", atKill, total)
 	if atKill >= total {
 		t.Fatalf("the first run stored all %d events before the kill; the test proves nothing", total)
 	}
 
-	run()
+	testenv.StartDaemon(t, bin, env...)
 	testenv.Eventually(t, 60*time.Second, "every event stored after the restart", func() bool { return stored() >= total })
 	time.Sleep(200 * time.Millisecond) // let any redelivered duplicates land
 	if n := stored(); n != total {
@@ -267,76 +243,15 @@ func TestCrashAndReplay(t *testing.T) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// binary builds outreachd once per test run and returns its path.
-func binary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "outreachd-test")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "outreachd")
-		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
 // startBinary runs the real outreachd with env and returns its HTTP
-// address, read from its "http listening" log line.
+// address.
 func startBinary(t *testing.T, env map[string]string) string {
 	t.Helper()
-	cmd := exec.Command(binary(t))
-	cmd.Env = os.Environ()
+	var kvs []string
 	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+		kvs = append(kvs, k+"="+v)
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	addr := make(chan string, 1)
-	go func() {
-		dec := json.NewDecoder(io.TeeReader(stderr, &logs))
-		for {
-			var line struct{ Msg, Addr string }
-			if dec.Decode(&line) != nil {
-				return
-			}
-			if line.Msg == "http listening" {
-				addr <- line.Addr
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("outreachd logs:\n%s", logs.String())
-		}
-	})
-	select {
-	case a := <-addr:
-		return a
-	case <-time.After(60 * time.Second):
-		t.Fatalf("outreachd did not start; logs:\n%s", logs.String())
-		return ""
-	}
+	return testenv.StartDaemon(t, testenv.Build(t, "."), kvs...).Addr
 }
 
 type checkResult struct {
