@@ -51,8 +51,9 @@ type Config struct {
 	Ready    []Check
 	Gatherer prometheus.Gatherer // serves /metrics; nil means no metrics
 	Registry prometheus.Registerer
-	MaxBody  int64 // request body limit in bytes; default 4 MiB
+	MaxBody  int64 // request body limit in bytes; default 4 MiB; list uploads are exempt
 	Logger   *slog.Logger
+	Lists    ListsConfig // list scrubs and suppression lists (lists.go)
 }
 
 // MaxEventsPerRequest is the most events POST /v1/events takes at once.
@@ -91,7 +92,10 @@ func New(cfg Config) *Server {
 	if cfg.Registry != nil {
 		e.Use(s.instrument(cfg.Registry))
 	}
-	e.Use(middleware.BodyLimit(strconv.FormatInt(cfg.MaxBody, 10) + "B"))
+	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
+		Limit:   strconv.FormatInt(cfg.MaxBody, 10) + "B",
+		Skipper: streamedUpload, // lists.go
+	}))
 
 	e.GET("/healthz", s.healthz)
 	e.GET("/readyz", s.readyz)
@@ -201,6 +205,10 @@ type indexedError struct {
 func (e *indexedError) Error() string { return e.err.Error() }
 func (e *indexedError) Unwrap() error { return e.err }
 
+// statusClientClosedRequest is logged for requests whose client went away,
+// as nginx does; the client never sees it.
+const statusClientClosedRequest = 499
+
 var statusOf = map[string]int{
 	contact.EInvalid:      http.StatusBadRequest,
 	contact.ENotFound:     http.StatusNotFound,
@@ -227,6 +235,11 @@ var codeOfStatus = map[int]string{
 // and outages are logged with their cause; clients see the safe message.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
+		return
+	}
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		// The client hung up: nobody reads an answer, and nothing failed.
+		c.Response().WriteHeader(statusClientClosedRequest)
 		return
 	}
 	var body apiError

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/outreach/outreach/contact/redis"
 	"github.com/outreach/outreach/dedupe"
 )
 
@@ -37,6 +38,8 @@ type Config struct {
 	LogLevel          slog.Level
 	LogFormat         string
 	PolicyFile        string // empty: the built-in policy
+	PolicyPresets     string // directory of what-if policies for list scrubs; empty: none
+	DefaultRegion     string // region of phone numbers written without a country code
 	KeysFile          string // empty: no API keys
 	Auth              bool   // false only when OUTREACH_AUTH=off
 }
@@ -134,6 +137,14 @@ func settings() []setting {
 		{"OUTREACH_POLICY", "policy", "", "policy YAML file (see deployments/policy.yaml); empty uses the built-in policy; reloaded on SIGHUP", func(c *Config, v string) error {
 			c.PolicyFile = v
 			return nil
+		}},
+		{"OUTREACH_POLICY_PRESETS", "policy-presets", "", "directory of NAME.yaml policies that list scrubs may use with ?policy=NAME; reloaded on SIGHUP", func(c *Config, v string) error {
+			c.PolicyPresets = v
+			return nil
+		}},
+		{"OUTREACH_DEFAULT_REGION", "default-region", redis.DefaultRegion, "region (ISO 3166 code) of phone numbers written without a country code", func(c *Config, v string) error {
+			c.DefaultRegion = v
+			return redis.ValidRegion(v)
 		}},
 		{"OUTREACH_API_KEYS_FILE", "api-keys-file", "", "API keys file, one `ROLE SHA256HEX` per line; required with real Redis or Kafka unless OUTREACH_AUTH=off", func(c *Config, v string) error {
 			c.KeysFile = v

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,7 @@ func main() {
 		select {
 		case <-hup:
 			m.ReloadPolicy()
+			m.ReloadPresets()
 		case <-ctx.Done():
 			done = true
 		}
@@ -84,6 +86,7 @@ type Main struct {
 	producer *stream.Producer
 	server   *http.Server
 	policy   atomic.Pointer[dedupe.Policy]
+	presets  atomic.Pointer[map[string]*dedupe.Policy] // OUTREACH_POLICY_PRESETS
 	stopBg   context.CancelFunc
 	bg       sync.WaitGroup
 	closers  []func() error
@@ -99,6 +102,9 @@ func NewMain(cfg Config, logger *slog.Logger) *Main {
 func (m *Main) Run(ctx context.Context) error {
 	cfg := m.Config
 	if err := m.ReloadPolicy(); err != nil {
+		return err
+	}
+	if err := m.ReloadPresets(); err != nil {
 		return err
 	}
 	keys, err := m.loadKeys()
@@ -128,6 +134,7 @@ func (m *Main) Run(ctx context.Context) error {
 	})
 	store := redis.New(m.rdb, redis.Options{
 		Prefix: cfg.RedisPrefix, Retention: cfg.Retention, MaxEvents: cfg.MaxEvents, Logger: m.Logger,
+		Region: cfg.DefaultRegion,
 	})
 	if err := store.LoadScripts(ctx); err != nil {
 		m.Logger.Warn("redis scripts not loaded; they load on first use", "error", err)
@@ -184,6 +191,7 @@ func (m *Main) Run(ctx context.Context) error {
 			{Name: "consumer", Check: func(context.Context) error { return consumer.Healthy() }},
 		},
 		Gatherer: reg, Registry: reg, MaxBody: cfg.MaxBody, Logger: m.Logger,
+		Lists: httpapi.ListsConfig{Suppressions: store, Presets: func() map[string]*dedupe.Policy { return *m.presets.Load() }},
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
@@ -235,6 +243,51 @@ func (m *Main) ReloadPolicy() error {
 	}
 	m.policy.Store(p)
 	m.Logger.Info("policy loaded", "file", m.Config.PolicyFile)
+	return nil
+}
+
+// ReloadPresets loads the what-if policies of OUTREACH_POLICY_PRESETS: each
+// NAME.yaml file of the directory is the preset NAME. If any is invalid,
+// the presets in force stay (none at start) and the error, naming the file,
+// is returned and logged.
+func (m *Main) ReloadPresets() error {
+	presets := map[string]*dedupe.Policy{}
+	dir := m.Config.PolicyPresets
+	if dir != "" {
+		var errs []error
+		var files []string
+		if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+			errs = append(errs, fmt.Errorf("%s is not a directory", dir))
+		} else if files, _ = filepath.Glob(filepath.Join(dir, "*.yaml")); len(files) == 0 {
+			m.Logger.Warn("OUTREACH_POLICY_PRESETS has no .yaml files", "dir", dir)
+		}
+		for _, f := range files {
+			name := strings.TrimSuffix(filepath.Base(f), ".yaml")
+			if name == "live" || redis.ValidListName(name) != nil {
+				errs = append(errs, fmt.Errorf("%s: a preset name must be 1 to 64 characters of a-z, 0-9, - and _, and not live", f))
+				continue
+			}
+			data, err := os.ReadFile(f)
+			if err == nil {
+				presets[name], err = dedupe.ParsePolicy(data)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", f, err))
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			err = fmt.Errorf("OUTREACH_POLICY_PRESETS: %w", err)
+			m.Logger.Error("policy presets not loaded; the previous ones stay in force", "error", err)
+			if m.presets.Load() == nil {
+				m.presets.Store(&map[string]*dedupe.Policy{})
+			}
+			return err
+		}
+	}
+	m.presets.Store(&presets)
+	if dir != "" {
+		m.Logger.Info("policy presets loaded", "dir", dir, "presets", len(presets))
+	}
 	return nil
 }
 

@@ -29,7 +29,10 @@ func (s *Store) claimKey(customerID string) string { return s.key(customerID, "c
 //
 // Requests must be normalized. Results are in the order of reqs. When Redis
 // cannot be reached it returns an EUnavailable error and no results; the
-// caller answers with dedupe.Unavailable.
+// caller answers with dedupe.Unavailable. A request's Phone is read with
+// NormalizePhone, and one that cannot be read is an EInvalid error (field
+// "phone"). Every suppression list is checked against the customer id and
+// the phone, in the same round trip.
 func (s *Store) Check(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Request) ([]dedupe.Result, error) {
 	w := Window{Contacts: p.ContactWindow(), Purchases: p.PurchaseLookback()}
 	type pending struct {
@@ -38,7 +41,12 @@ func (s *Store) Check(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Reque
 		take    *goredis.BoolCmd // nil unless the request claims
 		claim   dedupe.Claim
 	}
+	phones, err := s.normalizePhones(reqs)
+	if err != nil {
+		return nil, err
+	}
 	pipe := s.rdb.Pipeline()
+	suppressions := s.queueSuppressions(ctx, pipe, reqs, phones)
 	ps := make([]pending, len(reqs))
 	for i := range reqs {
 		r := &reqs[i]
@@ -63,7 +71,7 @@ func (s *Store) Check(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Reque
 	var release []dedupe.Claim
 	for i := range reqs {
 		r, pd := &reqs[i], &ps[i]
-		facts := dedupe.Facts{History: pd.history()}
+		facts := dedupe.Facts{History: pd.history(), Suppressions: suppressions.hits(i)}
 		took := pd.take != nil && pd.take.Val()
 		if !took {
 			facts.Claim = s.decodeClaim(pd.holder)

@@ -45,6 +45,7 @@ type Options struct {
 	Prefix    string        // prepended to every key; default "outreach:"
 	Retention time.Duration // age limit of stored events; default 400 days
 	MaxEvents int           // count limit per customer and kind; default 1000
+	Region    string        // region of phone numbers without a country code; default DefaultRegion
 	Now       func() time.Time
 	Logger    *slog.Logger
 }
@@ -57,6 +58,8 @@ type Store struct {
 	maxEvents int
 	now       func() time.Time
 	log       *slog.Logger
+	region    string      // see suppress.go
+	phones    *phoneCache // see suppress.go
 }
 
 // New returns a Store over rdb, which may be a Client or a ClusterClient.
@@ -76,6 +79,10 @@ func New(rdb goredis.UniversalClient, o Options) *Store {
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
+	}
+	s.region, s.phones = o.Region, &phoneCache{}
+	if s.region == "" {
+		s.region = DefaultRegion
 	}
 	return s
 }

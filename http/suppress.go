@@ -1,0 +1,290 @@
+package http
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/outreach/outreach/contact"
+	"github.com/outreach/outreach/dedupe"
+)
+
+// The columns of a suppression list upload. A row names a customer_id, a
+// phone, or both (two entries).
+var suppressIn = []string{"customer_id", "phone", "reason", "expires_at"}
+
+const maxReason = 256
+
+// loadResult answers a suppression list upload.
+type loadResult struct {
+	List    string   `json:"list"`
+	Rows    int      `json:"rows"`    // data rows read
+	Entries int      `json:"entries"` // entries written: one per customer_id and one per phone
+	Expired int      `json:"expired"` // rows left out because their expires_at had passed
+	Ignored []string `json:"ignored_columns,omitempty"`
+}
+
+// suppressionEntry answers GET /v1/suppressions/{list}?customer_id=|phone=.
+type suppressionEntry struct {
+	dedupe.Suppression
+	Expired bool `json:"expired"`
+}
+
+func (s *Server) replaceSuppressions(c echo.Context) error { return s.loadSuppressions(c, true) }
+
+func (s *Server) addSuppressions(c echo.Context) error { return s.loadSuppressions(c, false) }
+
+func (s *Server) suppressionStore() (Suppressions, error) {
+	if s.cfg.Lists.Suppressions == nil {
+		return nil, contact.Errorf(contact.EUnavailable, "suppression lists are not configured on this server")
+	}
+	return s.cfg.Lists.Suppressions, nil
+}
+
+func listParam(c echo.Context) (string, error) {
+	list, err := url.PathUnescape(c.Param("list"))
+	if err != nil {
+		return "", contact.Invalid("list", "is not a valid URL path segment")
+	}
+	return list, nil
+}
+
+// loadSuppressions reads a CSV upload, streamed, and replaces the list with
+// it or adds it to the list. Either is all or nothing: the first bad row
+// stops the upload with a 400 naming its line, and the list is as before.
+// Rows whose expires_at has passed are left out (and so, on a replace,
+// dropped from the list).
+func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
+	sup, err := s.suppressionStore()
+	if err != nil {
+		return err
+	}
+	list, err := listParam(c)
+	if err != nil {
+		return err
+	}
+	if err := requireCSV(c); err != nil {
+		return err
+	}
+	defReason := c.QueryParam("reason")
+	if err := checkReason(defReason); err != nil {
+		return err
+	}
+	cr, err := newCSVReader(c.Request().Body)
+	if err != nil {
+		if contact.ErrorCode(err) != contact.EInvalid {
+			err = bodyError(err)
+		}
+		return err
+	}
+	cols, ignored, err := columns(cr.header, suppressIn...)
+	if err != nil {
+		return err
+	}
+	_, hasID := cols["customer_id"]
+	_, hasPhone := cols["phone"]
+	if !hasID && !hasPhone {
+		return lineError(1, "the header needs a customer_id or a phone column (and may have reason and expires_at)")
+	}
+
+	now := s.cfg.Now()
+	res := loadResult{List: list, Ignored: ignored}
+	entries := func(yield func(dedupe.Suppression, error) bool) {
+		for {
+			rec, err := cr.Read()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				if contact.ErrorCode(err) != contact.EInvalid {
+					err = bodyError(err)
+				}
+				yield(dedupe.Suppression{}, err)
+				return
+			}
+			res.Rows++
+			es, err := suppressionRow(sup, rec, cols, defReason)
+			if err != nil {
+				yield(dedupe.Suppression{}, rowError(cr.line, err))
+				return
+			}
+			if exp := es[0].ExpiresAt; exp != nil && !exp.After(now) {
+				res.Expired++
+				continue
+			}
+			for _, e := range es {
+				if !yield(e, nil) {
+					return
+				}
+			}
+		}
+	}
+	load, verb := sup.AddSuppressions, "added to"
+	if replace {
+		load, verb = sup.ReplaceSuppressions, "replaced"
+	}
+	start := time.Now()
+	if res.Entries, err = load(c.Request().Context(), list, entries); err != nil {
+		return err
+	}
+	s.log.Info("suppression list "+verb, "list", list, "rows", res.Rows, "entries", res.Entries,
+		"expired", res.Expired, "seconds", time.Since(start).Seconds())
+	return c.JSON(http.StatusOK, res)
+}
+
+// suppressionRow returns the entries of one row: one for its customer_id
+// and one for its phone, as it has them.
+func suppressionRow(sup Suppressions, rec []string, cols map[string]int, defReason string) ([]dedupe.Suppression, error) {
+	get := func(col string) string {
+		if i, ok := cols[col]; ok {
+			return strings.TrimSpace(rec[i])
+		}
+		return ""
+	}
+	e := dedupe.Suppression{Reason: get("reason")}
+	if e.Reason == "" {
+		e.Reason = defReason
+	} else if err := checkReason(e.Reason); err != nil {
+		return nil, err
+	}
+	if v := get("expires_at"); v != "" {
+		t, err := parseExpiry(v)
+		if err != nil {
+			return nil, err
+		}
+		e.ExpiresAt = &t
+	}
+	id, phone := get("customer_id"), get("phone")
+	if id == "" && phone == "" {
+		return nil, contact.Invalid("", "the row has neither a customer_id nor a phone")
+	}
+	var out []dedupe.Suppression
+	if id != "" {
+		if err := contact.ValidCustomerID(id); err != nil {
+			return nil, err
+		}
+		byID := e
+		byID.CustomerID = id
+		out = append(out, byID)
+	}
+	if phone != "" {
+		p, err := sup.NormalizePhone(phone)
+		if err != nil {
+			return nil, err
+		}
+		byPhone := e
+		byPhone.Phone = p
+		out = append(out, byPhone)
+	}
+	return out, nil
+}
+
+func checkReason(s string) error {
+	switch {
+	case !utf8.ValidString(s):
+		return contact.Invalid("reason", "must be valid UTF-8")
+	case utf8.RuneCountInString(s) > maxReason:
+		return contact.Invalid("reason", "must be at most %d characters", maxReason)
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return contact.Invalid("reason", "must not contain control characters")
+	}
+	return nil
+}
+
+// parseExpiry reads an RFC 3339 time, or a date, which means its start in
+// UTC: an entry expiring on 2027-01-01 no longer counts from that day on.
+func parseExpiry(v string) (time.Time, error) {
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	t, err := contact.ParseTime("expires_at", v)
+	if err != nil {
+		return time.Time{}, contact.Invalid("expires_at", "must be a date such as 2027-01-31 or an RFC 3339 time; got %q", clipText(v))
+	}
+	return t, nil
+}
+
+// entryKey reads the {entry} of DELETE /v1/suppressions/{list}/{entry}:
+// phone:NUMBER, customer:ID, or a bare customer id.
+func entryKey(entry string) (dedupe.Suppression, error) {
+	if v, ok := strings.CutPrefix(entry, "phone:"); ok {
+		return dedupe.Suppression{Phone: v}, nil
+	}
+	if v, ok := strings.CutPrefix(entry, "customer:"); ok {
+		return dedupe.Suppression{CustomerID: v}, nil
+	}
+	if entry == "" {
+		return dedupe.Suppression{}, contact.Invalid("entry", "is empty; want phone:NUMBER, customer:ID or a customer id")
+	}
+	return dedupe.Suppression{CustomerID: entry}, nil
+}
+
+func (s *Server) deleteSuppression(c echo.Context) error {
+	sup, err := s.suppressionStore()
+	if err != nil {
+		return err
+	}
+	list, err := listParam(c)
+	if err != nil {
+		return err
+	}
+	entry, err := url.PathUnescape(c.Param("entry"))
+	if err != nil {
+		return contact.Invalid("entry", "is not a valid URL path segment")
+	}
+	key, err := entryKey(entry)
+	if err != nil {
+		return err
+	}
+	found, err := sup.DeleteSuppression(c.Request().Context(), list, key)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return contact.Errorf(contact.ENotFound, "list %s has no such entry", list)
+	}
+	s.log.Info("suppression entry deleted", "list", list)
+	return c.NoContent(http.StatusNoContent)
+}
+
+// getSuppressions answers with one entry of a list, named by customer_id or
+// phone, or without either, with the list's size.
+func (s *Server) getSuppressions(c echo.Context) error {
+	sup, err := s.suppressionStore()
+	if err != nil {
+		return err
+	}
+	list, err := listParam(c)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	id, phone := c.QueryParam("customer_id"), c.QueryParam("phone")
+	// A + left unencoded in a query string arrives as a space.
+	if strings.HasPrefix(phone, " ") {
+		phone = "+" + strings.TrimLeft(phone, " ")
+	}
+	switch {
+	case id != "" && phone != "":
+		return contact.Invalid("", "give customer_id or phone, not both")
+	case id == "" && phone == "":
+		n, err := sup.SuppressionCount(ctx, list)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{"list": list, "entries": n})
+	}
+	e, err := sup.GetSuppression(ctx, list, dedupe.Suppression{CustomerID: id, Phone: phone})
+	if err != nil {
+		return err
+	}
+	expired := e.ExpiresAt != nil && !e.ExpiresAt.After(s.cfg.Now())
+	return c.JSON(http.StatusOK, suppressionEntry{Suppression: e, Expired: expired})
+}
