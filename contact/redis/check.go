@@ -52,7 +52,8 @@ func (s *Store) Check(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Reque
 		r := &reqs[i]
 		ps[i].history = s.queueHistory(ctx, pipe, r.CustomerID, r.At, w, s.maxEvents)
 		key := s.claimKey(r.CustomerID)
-		ps[i].holder = pipe.Get(ctx, key)
+		// SET NX comes before GET, so that a check that loses the race
+		// reads the winner's claim: commands of one pipeline run in order.
 		if r.Claim {
 			token, err := newToken(r.CustomerID)
 			if err != nil {
@@ -62,6 +63,7 @@ func (s *Store) Check(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Reque
 			value, _ := json.Marshal(ps[i].claim)
 			ps[i].take = pipe.SetNX(ctx, key, value, p.ClaimTTL())
 		}
+		ps[i].holder = pipe.Get(ctx, key)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to read check facts: %w", err))
@@ -76,8 +78,9 @@ func (s *Store) Check(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Reque
 		if !took {
 			facts.Claim = s.decodeClaim(pd.holder)
 			if facts.Claim == nil && pd.take != nil {
-				// Another check took the claim between our GET and SET.
-				facts.Claim = &dedupe.Claim{ExpiresAt: s.now().Add(p.ClaimTTL())}
+				// The winner's claim ended between our SET and GET; it
+				// was held when we asked, so the answer is still claimed.
+				facts.Claim = &dedupe.Claim{}
 			}
 		}
 		results[i] = dedupe.Result{CustomerID: r.CustomerID, Decision: dedupe.Decide(p, r, &facts)}

@@ -28,6 +28,7 @@ import (
 	"strconv"
 	"time"
 
+	jsonv2 "github.com/go-json-experiment/json"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/outreach/outreach/contact"
@@ -280,7 +281,7 @@ func (s *Store) decode(members []string) []contact.Event {
 		// structs, skipping Event's validating UnmarshalJSON, which parses
 		// twice. This halves the cost of a check.
 		var e storedEvent
-		if err := json.Unmarshal([]byte(m), &e); err != nil {
+		if err := jsonv2.Unmarshal([]byte(m), &e); err != nil {
 			s.log.Warn("store: skipping an undecodable member", "error", err)
 			continue
 		}
