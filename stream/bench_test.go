@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -32,26 +31,6 @@ const (
 	benchBatch      = 500
 )
 
-// benchProgress prints progress lines to stderr, at most one every 10s: a
-// run that takes longer shows that it is alive, and a run that does not
-// prints nothing, as a line in the middle of a result line would break it
-// for benchstat (go test merges stderr into the result stream).
-type benchProgress struct {
-	b    *testing.B
-	next time.Time
-}
-
-func newBenchProgress(b *testing.B) *benchProgress {
-	return &benchProgress{b: b, next: time.Now().Add(10 * time.Second)}
-}
-
-func (p *benchProgress) printf(format string, args ...any) {
-	if now := time.Now(); now.After(p.next) {
-		p.next = now.Add(10 * time.Second)
-		fmt.Fprintf(os.Stderr, "\n  %s: %s\n", p.b.Name(), fmt.Sprintf(format, args...))
-	}
-}
-
 // benchProduce writes n events of benchCustomers customers to topic, keyed
 // by customer as stream.Producer does, in large batches.
 func benchProduce(b *testing.B, k *testenv.Kafka, topic string, n int) {
@@ -62,7 +41,7 @@ func benchProduce(b *testing.B, k *testenv.Kafka, topic string, n int) {
 	gen := eventgen.New(1, benchCustomers, "tp-", time.Now(), 30*24*time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	progress := newBenchProgress(b)
+	progress := testenv.NewProgress(b)
 	const chunk = 5000
 	for done := 0; done < n; done += chunk {
 		msgs := make([]kafka.Message, min(chunk, n-done))
@@ -77,7 +56,7 @@ func benchProduce(b *testing.B, k *testenv.Kafka, topic string, n int) {
 		if err := w.WriteMessages(ctx, msgs...); err != nil {
 			b.Fatalf("produce to %s: %v", topic, err)
 		}
-		progress.printf("produced %d of %d events", done+len(msgs), n)
+		progress.Printf("produced %d of %d events", done+len(msgs), n)
 	}
 }
 
@@ -260,7 +239,7 @@ func benchWait(b *testing.B, total int, count func() int) time.Time {
 	b.Helper()
 	start := time.Now()
 	var first time.Time
-	progress := newBenchProgress(b)
+	progress := testenv.NewProgress(b)
 	for {
 		n := count()
 		now := time.Now()
@@ -270,7 +249,7 @@ func benchWait(b *testing.B, total int, count func() int) time.Time {
 		if n >= total {
 			return first
 		}
-		progress.printf("%d of %d events after %v", n, total, now.Sub(start).Round(time.Millisecond))
+		progress.Printf("%d of %d events after %v", n, total, now.Sub(start).Round(time.Millisecond))
 		if now.Sub(start) > 2*time.Minute {
 			b.Fatalf("only %d of %d events after two minutes", n, total)
 		}
@@ -379,14 +358,14 @@ func BenchmarkFreshness(b *testing.B) {
 	roundTrip(time.Minute)
 
 	var lat, base []time.Duration
-	progress := newBenchProgress(b)
+	progress := testenv.NewProgress(b)
 	for b.Loop() {
 		for i := range samples {
 			lat = append(lat, visible(10*time.Second))
 			time.Sleep(10 * time.Millisecond)
 			base = append(base, roundTrip(10*time.Second))
 			time.Sleep(10 * time.Millisecond)
-			progress.printf("%d of %d samples: p99 %.1fms, baseline p99 %.1fms",
+			progress.Printf("%d of %d samples: p99 %.1fms, baseline p99 %.1fms",
 				i+1, samples, benchMs(benchQuantile(lat, .99)), benchMs(benchQuantile(base, .99)))
 		}
 	}

@@ -3,8 +3,6 @@ package redis_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -64,26 +62,6 @@ func benchDeleteCustomers(tb testing.TB, r *testenv.Redis, customers int) {
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		tb.Fatalf("delete keys: %v", err)
-	}
-}
-
-// benchProgress prints progress lines to stderr, at most one every 10s: a
-// run that takes longer shows that it is alive, and a run that does not
-// prints nothing, as a line in the middle of a result line would break it
-// for benchstat (go test merges stderr into the result stream).
-type benchProgress struct {
-	b    *testing.B
-	next time.Time
-}
-
-func newBenchProgress(b *testing.B) *benchProgress {
-	return &benchProgress{b: b, next: time.Now().Add(10 * time.Second)}
-}
-
-func (p *benchProgress) printf(format string, args ...any) {
-	if now := time.Now(); now.After(p.next) {
-		p.next = now.Add(10 * time.Second)
-		fmt.Fprintf(os.Stderr, "\n  %s: %s\n", p.b.Name(), fmt.Sprintf(format, args...))
 	}
 }
 
@@ -186,7 +164,7 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 		before := benchUsedMemory(b, r.Client)
 		batch := make([]contact.Event, 0, benchBatchSize)
 		n := 0
-		progress := newBenchProgress(b)
+		progress := testenv.NewProgress(b)
 		for range perCustomer {
 			for c := range customers {
 				e := gen.For(eventgen.CustomerID(c))
@@ -202,7 +180,7 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 					}
 					n += len(batch)
 					batch = batch[:0]
-					progress.printf("stored %d of %d events", n, customers*perCustomer)
+					progress.Printf("stored %d of %d events", n, customers*perCustomer)
 				}
 			}
 		}
