@@ -132,6 +132,7 @@ func (m *Main) Run(ctx context.Context) error {
 		Addrs: redisAddrs, Password: cfg.RedisPassword, IsClusterMode: cfg.RedisCluster,
 		DialTimeout: 2 * time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1,
 	})
+	m.closers = append(m.closers, func() error { m.close("redis", m.rdb.Close); return nil })
 	store := redis.New(m.rdb, redis.Options{
 		Prefix: cfg.RedisPrefix, Retention: cfg.Retention, MaxEvents: cfg.MaxEvents, Logger: m.Logger,
 		Region: cfg.DefaultRegion,
@@ -174,10 +175,7 @@ func (m *Main) Run(ctx context.Context) error {
 		return err
 	}
 	m.producer = stream.NewProducer(brokers, cfg.KafkaTopics[0])
-	m.closers = append(m.closers,
-		func() error { m.close("redis", m.rdb.Close); return nil },
-		func() error { m.close("producer", m.producer.Close); return nil },
-	)
+	m.closers = append(m.closers, func() error { m.close("producer", m.producer.Close); return nil })
 
 	api := httpapi.New(httpapi.Config{
 		Timelines: store,
