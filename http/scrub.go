@@ -258,9 +258,9 @@ func (s *Server) scrubPolicy(name string, inline []byte) (*dedupe.Policy, string
 	}
 	names := slices.Sorted(maps.Keys(presets))
 	if len(names) == 0 {
-		return nil, "", contact.Invalid("policy", "there is no policy preset %q: this server has none (OUTREACH_POLICY_PRESETS)", clipText(name))
+		return nil, "", contact.Invalid("policy", "there is no policy preset %q: this server has none (OUTREACH_POLICY_PRESETS)", contact.Clip(name))
 	}
-	return nil, "", contact.Invalid("policy", "there is no policy preset %q; the presets are %s", clipText(name), strings.Join(names, ", "))
+	return nil, "", contact.Invalid("policy", "there is no policy preset %q; the presets are %s", contact.Clip(name), strings.Join(names, ", "))
 }
 
 // acceptsJSON reports whether an Accept header prefers JSON to CSV: the
@@ -281,17 +281,9 @@ func acceptsJSON(accept string) bool {
 func parsePrice(v string) (float64, error) {
 	p, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
 	if err != nil || p < 0 || p != p || p > 1e15 {
-		return 0, contact.Invalid("price", "must be a number, 0 or more, such as 49.90; got %q", clipText(v))
+		return 0, contact.Invalid("price", "must be a number, 0 or more, such as 49.90; got %q", contact.Clip(v))
 	}
 	return p, nil
-}
-
-func clipText(s string) string {
-	const n = 40
-	if r := []rune(s); len(r) > n {
-		return string(r[:n]) + "…"
-	}
-	return s
 }
 
 // scrubPipeline reads, checks and writes one scrub. A reader goroutine cuts

@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -19,8 +17,6 @@ import (
 // The columns of a suppression list upload. A row names a customer_id, a
 // phone, or both (two entries).
 var suppressIn = []string{"customer_id", "phone", "reason", "expires_at"}
-
-const maxReason = 256
 
 // loadResult answers a suppression list upload.
 type loadResult struct {
@@ -74,7 +70,7 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 		return err
 	}
 	defReason := c.QueryParam("reason")
-	if err := checkReason(defReason); err != nil {
+	if err := contact.ValidText("reason", defReason); err != nil {
 		return err
 	}
 	cr, err := newCSVReader(c.Request().Body)
@@ -151,7 +147,7 @@ func suppressionRow(sup Suppressions, rec []string, cols map[string]int, defReas
 	e := dedupe.Suppression{Reason: get("reason")}
 	if e.Reason == "" {
 		e.Reason = defReason
-	} else if err := checkReason(e.Reason); err != nil {
+	} else if err := contact.ValidText("reason", e.Reason); err != nil {
 		return nil, err
 	}
 	if v := get("expires_at"); v != "" {
@@ -186,18 +182,6 @@ func suppressionRow(sup Suppressions, rec []string, cols map[string]int, defReas
 	return out, nil
 }
 
-func checkReason(s string) error {
-	switch {
-	case !utf8.ValidString(s):
-		return contact.Invalid("reason", "must be valid UTF-8")
-	case utf8.RuneCountInString(s) > maxReason:
-		return contact.Invalid("reason", "must be at most %d characters", maxReason)
-	case strings.IndexFunc(s, unicode.IsControl) >= 0:
-		return contact.Invalid("reason", "must not contain control characters")
-	}
-	return nil
-}
-
 // parseExpiry reads an RFC 3339 time, or a date, which means its start in
 // UTC: an entry expiring on 2027-01-01 no longer counts from that day on.
 func parseExpiry(v string) (time.Time, error) {
@@ -206,7 +190,7 @@ func parseExpiry(v string) (time.Time, error) {
 	}
 	t, err := contact.ParseTime("expires_at", v)
 	if err != nil {
-		return time.Time{}, contact.Invalid("expires_at", "must be a date such as 2027-01-31 or an RFC 3339 time; got %q", clipText(v))
+		return time.Time{}, contact.Invalid("expires_at", "must be a date such as 2027-01-31 or an RFC 3339 time; got %q", contact.Clip(v))
 	}
 	return t, nil
 }

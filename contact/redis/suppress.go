@@ -78,7 +78,7 @@ var listName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 // of a-z, 0-9, '-' and '_', starting with a letter or digit.
 func ValidListName(name string) error {
 	if !listName.MatchString(name) {
-		return contact.Invalid("list", "must be 1 to 64 characters of a-z, 0-9, - and _, starting with a letter or digit; got %q", clip(name))
+		return contact.Invalid("list", "must be 1 to 64 characters of a-z, 0-9, - and _, starting with a letter or digit; got %q", contact.Clip(name))
 	}
 	return nil
 }
@@ -110,7 +110,7 @@ func (s *Store) NormalizePhone(raw string) (string, error) {
 	}
 	e, ok := parsePhone(raw, s.region)
 	if !ok {
-		return "", contact.Invalid("phone", "%q is not a phone number (read in region %s unless it starts with + and a country code)", clip(raw), s.region)
+		return "", contact.Invalid("phone", "%q is not a phone number (read in region %s unless it starts with + and a country code)", contact.Clip(raw), s.region)
 	}
 	// libphonenumber does not map all of its own output to itself: it
 	// reads the E.164 form it makes of some numbers with legacy prefixes
@@ -732,13 +732,4 @@ func (s *Store) normalizePhones(reqs []dedupe.Request) ([][]string, error) {
 		phones[i] = []string{p}
 	}
 	return phones, nil
-}
-
-// clip shortens user input that is echoed back in an error message.
-func clip(s string) string {
-	const n = 40
-	if len([]rune(s)) <= n {
-		return s
-	}
-	return string([]rune(s)[:n]) + "…"
 }
