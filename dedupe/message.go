@@ -13,19 +13,30 @@ import (
 
 const dateLayout = "2006-01-02"
 
-// ago writes how long before now t was: "just now", "45m ago", "2h ago",
-// "3d ago". Hours run up to two days, so that a 72h cooldown reads well.
-func ago(t, now time.Time) string {
+// Ago writes how far t is from now, as messages and the agent page show
+// it: "just now", "45m ago", "2h ago", "3d ago", or "in 20d" for a time to
+// come. Hours run up to two days, so that a 72h cooldown reads well.
+func Ago(t, now time.Time) string {
 	d := now.Sub(t)
+	future := d < 0
+	if future {
+		d = -d
+	}
+	var s string
 	switch {
 	case d < time.Minute:
 		return "just now"
 	case d < time.Hour:
-		return strconv.FormatInt(int64(d/time.Minute), 10) + "m ago"
+		s = strconv.FormatInt(int64(d/time.Minute), 10) + "m"
 	case d < 48*time.Hour:
-		return strconv.FormatInt(int64(d/time.Hour), 10) + "h ago"
+		s = strconv.FormatInt(int64(d/time.Hour), 10) + "h"
+	default:
+		s = strconv.FormatInt(int64(d/day), 10) + "d"
 	}
-	return strconv.FormatInt(int64(d/day), 10) + "d ago"
+	if future {
+		return "in " + s
+	}
+	return s + " ago"
 }
 
 func quote(s string) string { return strconv.Quote(s) }
@@ -53,7 +64,7 @@ func contactMessage(e *contact.Event, now time.Time) string {
 	if e.Team != "" {
 		b.WriteString(" (" + e.Team + ")")
 	}
-	b.WriteString(" " + ago(e.At, now))
+	b.WriteString(" " + Ago(e.At, now))
 	if e.Outcome != "" {
 		b.WriteString(", outcome " + strings.ReplaceAll(e.Outcome, "_", " "))
 	}
@@ -76,7 +87,8 @@ func purchaseMessage(e *contact.Event) string {
 	return s
 }
 
-func price(p float64, currency string) string {
+// Price writes a price with two decimals and its currency: "39.00 EUR".
+func Price(p float64, currency string) string {
 	s := strconv.FormatFloat(p, 'f', 2, 64)
 	if currency != "" {
 		s += " " + currency
@@ -87,11 +99,11 @@ func price(p float64, currency string) string {
 // offerMessage: "offered broadband-500 at 39.00 EUR by mail 6d ago, valid
 // until 2026-12-01".
 func offerMessage(e *contact.Event, now, expiry time.Time) string {
-	s := "offered " + e.Product + " at " + price(*e.Offer.Price, e.Offer.Currency)
+	s := "offered " + e.Product + " at " + Price(*e.Offer.Price, e.Offer.Currency)
 	if e.Channel != "" {
 		s += " by " + string(e.Channel)
 	}
-	return s + " " + ago(e.At, now) + ", valid until " + expiry.UTC().Format(dateLayout)
+	return s + " " + Ago(e.At, now) + ", valid until " + expiry.UTC().Format(dateLayout)
 }
 
 // complaintMessage: "open complaint 77 (owner b.smith) since 3d ago".
@@ -100,7 +112,7 @@ func complaintMessage(e *contact.Event, now time.Time) string {
 	if e.Owner != "" {
 		s += " (owner " + e.Owner + ")"
 	}
-	return s + " since " + ago(e.At, now)
+	return s + " since " + Ago(e.At, now)
 }
 
 // optOutMessage: `opted out of call on 2026-01-10: "stop calling"`.

@@ -277,7 +277,7 @@ type stamp struct {
 
 func newStamp(t, now time.Time) stamp {
 	t = t.UTC()
-	return stamp{ISO: t.Format(time.RFC3339), Abs: t.Format("Mon 2 Jan 2006 15:04 UTC"), Rel: relTime(t, now), Day: t.Format("2 Jan 2006")}
+	return stamp{ISO: t.Format(time.RFC3339), Abs: t.Format("Mon 2 Jan 2006 15:04 UTC"), Rel: dedupe.Ago(t, now), Day: t.Format("2 Jan 2006")}
 }
 
 func stampPtr(t *time.Time, now time.Time) *stamp {
@@ -288,40 +288,11 @@ func stampPtr(t *time.Time, now time.Time) *stamp {
 	return &s
 }
 
-// relTime writes how far t is from now: "just now", "45m ago", "2h ago",
-// "3d ago", "in 20d".
-func relTime(t, now time.Time) string {
-	d := now.Sub(t)
-	future := d < 0
-	if future {
-		d = -d
-	}
-	var s string
-	switch {
-	case d < time.Minute:
-		return "just now"
-	case d < time.Hour:
-		s = strconv.Itoa(int(d/time.Minute)) + "m"
-	case d < 48*time.Hour:
-		s = strconv.Itoa(int(d/time.Hour)) + "h"
-	default:
-		s = strconv.Itoa(int(d/(24*time.Hour))) + "d"
-	}
-	if future {
-		return "in " + s
-	}
-	return s + " ago"
-}
-
 func money(p *float64, currency string) string {
 	if p == nil {
 		return ""
 	}
-	s := strconv.FormatFloat(*p, 'f', 2, 64)
-	if currency != "" {
-		s += " " + currency
-	}
-	return s
+	return dedupe.Price(*p, currency)
 }
 
 var channelNames = map[contact.Channel]string{
