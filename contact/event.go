@@ -122,7 +122,7 @@ func Decode(data []byte) (Event, error) {
 	// calling it directly spares json.Unmarshal's own scans of the input.
 	var e Event
 	if err := e.UnmarshalJSON(data); err != nil {
-		return Event{}, jsonError(err)
+		return Event{}, JSONError(err)
 	}
 	if err := e.Normalize(); err != nil {
 		return Event{}, err
@@ -130,7 +130,10 @@ func Decode(data []byte) (Event, error) {
 	return e, nil
 }
 
-func jsonError(err error) error {
+// JSONError turns a JSON decoding error into an EInvalid *Error naming the
+// field at fault. Field paths lose the "plain." of the embedded struct that
+// UnmarshalJSON methods here decode through.
+func JSONError(err error) error {
 	var ce *Error
 	if errors.As(err, &ce) {
 		return ce

@@ -3,10 +3,8 @@ package http
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -49,7 +47,7 @@ func (s *Server) checkBatch(c echo.Context) error {
 		Checks []json.RawMessage `json:"checks"`
 	}
 	if err := json.Unmarshal(body, &batch); err != nil {
-		return jsonError(err, "")
+		return contact.JSONError(err)
 	}
 	switch n := len(batch.Checks); {
 	case n == 0:
@@ -120,7 +118,7 @@ func decodeRequest(raw []byte) (dedupe.Request, error) {
 		At string `json:"at"`
 	}
 	if err := json.Unmarshal(raw, &w); err != nil {
-		return dedupe.Request{}, jsonError(err, "plain.")
+		return dedupe.Request{}, contact.JSONError(err)
 	}
 	req := dedupe.Request(w.plain)
 	req.At = time.Time{}
@@ -144,20 +142,6 @@ func readJSON(c echo.Context) ([]byte, error) {
 		return nil, bodyError(err)
 	}
 	return body, nil
-}
-
-// jsonError names the field of a JSON decoding error; prefix is the
-// embedded struct name to strip from field paths.
-func jsonError(err error, prefix string) error {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		return contact.Invalid(strings.TrimPrefix(te.Field, prefix), "must be a JSON %s", te.Type.Kind())
-	}
-	var ce *contact.Error
-	if errors.As(err, &ce) {
-		return ce
-	}
-	return contact.Invalid("", "malformed JSON: %v", err)
 }
 
 // withIndex marks err as about element i of a batch.
