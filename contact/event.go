@@ -7,10 +7,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/outreach/outreach/contact/phone"
 )
 
 // Type is the kind of an event.
@@ -22,7 +27,11 @@ const (
 	TypeComplaint Type = "complaint"
 	TypeOptOut    Type = "opt_out"
 	TypeOptIn     Type = "opt_in"
+	TypeProfile   Type = "profile" // the customer's own time zone and phone numbers
 )
+
+// Types lists every event type, in a stable order.
+var Types = []Type{TypeContact, TypePurchase, TypeComplaint, TypeOptOut, TypeOptIn, TypeProfile}
 
 // Channel is the medium of a contact.
 type Channel string
@@ -62,25 +71,28 @@ const (
 
 // Limits on event fields, so that one event cannot take unbounded memory.
 const (
-	MaxIDLen         = 128 // customer_id, in characters
-	MaxTextLen       = 256 // agent, team, campaign, product, other ids
-	maxEventIDLen    = 256
-	maxTextLen       = MaxTextLen
-	maxLongTextLen   = 2000 // summary, reason
-	maxCurrencyChars = 3
+	MaxIDLen       = 128 // customer_id, in characters
+	MaxTextLen     = 256 // agent, team, campaign, product, other ids
+	MaxPhones      = 10  // phone numbers of a profile
+	maxEventIDLen  = 256
+	maxTextLen     = MaxTextLen
+	maxLongTextLen = 2000 // summary, reason
 )
 
-// Offer is a priced proposal made during a contact.
+// Offer is a priced proposal made during a contact, or the offer a check
+// asks about.
 type Offer struct {
-	ID        string     `json:"id,omitempty"`
-	Price     *float64   `json:"price,omitempty"`
-	Currency  string     `json:"currency,omitempty"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	ID        string
+	Price     *Money     // nil: no price
+	ExpiresAt *time.Time // nil: valid for the policy's offer_validity
+
+	raw *rawPrice // read from JSON, until Normalize converts it
 }
 
 // Event is one entry of a customer's timeline: a contact, a purchase, a
-// complaint or an opt-out/opt-in. Fields that do not apply to its Type are
-// left empty. Its JSON form is the wire format on Kafka and in Redis.
+// complaint, an opt-out/opt-in or a profile. Fields that do not apply to its
+// Type are left empty. Its JSON form (json.go) is the wire format on Kafka
+// and in the API. Times have millisecond precision.
 type Event struct {
 	ID         string    `json:"id"`
 	Type       Type      `json:"type"`
@@ -98,9 +110,8 @@ type Event struct {
 	Outcome   string    `json:"outcome,omitempty"`
 	Claim     string    `json:"claim,omitempty"`
 
-	Price    *float64 `json:"price,omitempty"`
-	Currency string   `json:"currency,omitempty"`
-	OrderID  string   `json:"order_id,omitempty"`
+	Price   *Money `json:"-"` // a purchase's price; "price" and "currency" in JSON
+	OrderID string `json:"order_id,omitempty"`
 
 	CaseID  string `json:"case_id,omitempty"`
 	Status  string `json:"status,omitempty"`
@@ -108,6 +119,49 @@ type Event struct {
 	Owner   string `json:"owner,omitempty"`
 
 	Reason string `json:"reason,omitempty"`
+
+	Timezone string   `json:"timezone,omitempty"` // a profile's IANA time zone
+	Phones   []string `json:"phones,omitempty"`   // a profile's numbers, in E.164 form once normalized
+
+	raw *rawPrice // read from JSON, until Normalize converts it
+}
+
+// Defaults are the deployment's settings that events and requests are read
+// with. A zero Defaults consists entirely of default values.
+type Defaults struct {
+	// Currency of prices written without one; "" means DefaultCurrency.
+	Currency string
+	// Phones reads phone numbers; nil reads them in phone.DefaultRegion.
+	Phones *phone.Parser
+}
+
+func (d Defaults) currency() string {
+	if d.Currency == "" {
+		return DefaultCurrency
+	}
+	return d.Currency
+}
+
+func (d Defaults) phones() *phone.Parser {
+	if d.Phones == nil {
+		return defaultPhones()
+	}
+	return d.Phones
+}
+
+var defaultPhones = sync.OnceValue(func() *phone.Parser {
+	p, _ := phone.NewParser(phone.DefaultRegion)
+	return p
+})
+
+// NormalizePhone returns raw in E.164 form, read with d's parser; EInvalid
+// naming field when raw is not a phone number.
+func (d Defaults) NormalizePhone(field, raw string) (string, error) {
+	p, err := d.phones().Normalize(raw)
+	if err != nil {
+		return "", Invalid(field, "%s", err.Error())
+	}
+	return p, nil
 }
 
 // IsOutboundContact reports whether e is a contact that the company started.
@@ -115,16 +169,17 @@ func (e *Event) IsOutboundContact() bool {
 	return e.Type == TypeContact && e.Direction != Inbound
 }
 
-// Decode parses one JSON event, normalises it and validates it. The error is
-// an EInvalid *Error naming the field at fault. Unknown fields are ignored.
-func Decode(data []byte) (Event, error) {
+// Decode parses one JSON event, normalises it with d and validates it. The
+// error is an EInvalid *Error naming the field at fault. Unknown fields are
+// ignored.
+func Decode(data []byte, d Defaults) (Event, error) {
 	// UnmarshalJSON's json.Unmarshal rejects malformed and trailing data;
 	// calling it directly spares json.Unmarshal's own scans of the input.
 	var e Event
 	if err := e.UnmarshalJSON(data); err != nil {
 		return Event{}, JSONError(err)
 	}
-	if err := e.Normalize(); err != nil {
+	if err := e.Normalize(d); err != nil {
 		return Event{}, err
 	}
 	return e, nil
@@ -150,47 +205,8 @@ func JSONError(err error) error {
 	return Invalid("", "malformed JSON: %v", err)
 }
 
-// UnmarshalJSON decodes an event, reading its times as RFC 3339 so that a bad
-// time is reported with its field name.
-func (e *Event) UnmarshalJSON(b []byte) error {
-	type plain Event
-	var w struct {
-		plain
-		At    string `json:"at"`
-		Offer *struct {
-			ID        string   `json:"id"`
-			Price     *float64 `json:"price"`
-			Currency  string   `json:"currency"`
-			ExpiresAt string   `json:"expires_at"`
-		} `json:"offer"`
-	}
-	if err := json.Unmarshal(b, &w); err != nil {
-		return err
-	}
-	*e = Event(w.plain)
-	e.At = time.Time{}
-	if w.At != "" {
-		t, err := ParseTime("at", w.At)
-		if err != nil {
-			return err
-		}
-		e.At = t
-	}
-	e.Offer = nil
-	if o := w.Offer; o != nil {
-		e.Offer = &Offer{ID: o.ID, Price: o.Price, Currency: o.Currency}
-		if o.ExpiresAt != "" {
-			t, err := ParseTime("offer.expires_at", o.ExpiresAt)
-			if err != nil {
-				return err
-			}
-			e.Offer.ExpiresAt = &t
-		}
-	}
-	return nil
-}
-
-// ParseTime parses an RFC 3339 time; field names it in the error.
+// ParseTime parses an RFC 3339 time; field names it in the error. The time
+// is returned in UTC, truncated to the millisecond.
 func ParseTime(field, s string) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
@@ -199,21 +215,20 @@ func ParseTime(field, s string) (time.Time, error) {
 	if t = t.UTC(); t.Year() < 1970 || t.Year() > 9999 {
 		return time.Time{}, Invalid(field, "must be between the years 1970 and 9999; got %q", Clip(s))
 	}
-	return t, nil
+	return t.Truncate(time.Millisecond), nil
 }
 
-// Normalize fills defaults, converts times to UTC and validates e. It returns
-// an EInvalid *Error naming the first field at fault.
-func (e *Event) Normalize() error {
+// Normalize fills defaults from d, converts times to UTC milliseconds and
+// validates e. It returns an EInvalid *Error naming the first field at fault.
+func (e *Event) Normalize(d Defaults) error {
 	if err := text("id", e.ID, maxEventIDLen, true); err != nil {
 		return err
 	}
-	switch e.Type {
-	case TypeContact, TypePurchase, TypeComplaint, TypeOptOut, TypeOptIn:
-	case "":
+	if e.Type == "" {
 		return Invalid("type", "is required")
-	default:
-		return Invalid("type", "must be one of contact, purchase, complaint, opt_out, opt_in; got %q", Clip(string(e.Type)))
+	}
+	if !slices.Contains(Types, e.Type) {
+		return Invalid("type", "must be one of contact, purchase, complaint, opt_out, opt_in, profile; got %q", Clip(string(e.Type)))
 	}
 	if err := ValidCustomerID(e.CustomerID); err != nil {
 		return err
@@ -221,7 +236,7 @@ func (e *Event) Normalize() error {
 	if e.At.IsZero() {
 		return Invalid("at", "is required")
 	}
-	e.At = e.At.UTC()
+	e.At = e.At.UTC().Truncate(time.Millisecond)
 	if y := e.At.Year(); y < 1970 || y > 9999 {
 		return Invalid("at", "must be between the years 1970 and 9999")
 	}
@@ -238,19 +253,26 @@ func (e *Event) Normalize() error {
 			return err
 		}
 	}
-	if err := validPrice("price", e.Price, "currency", e.Currency); err != nil {
-		return err
-	}
-	if e.Offer != nil {
-		if err := e.Offer.Validate(); err != nil {
+	if e.raw != nil {
+		price, err := e.raw.money("price", "currency", d)
+		if err != nil {
 			return err
 		}
-		if e.Offer.ExpiresAt != nil {
-			t := e.Offer.ExpiresAt.UTC()
-			e.Offer.ExpiresAt = &t
+		e.Price, e.raw = price, nil
+	}
+	if e.Offer != nil {
+		if err := e.Offer.Normalize(d); err != nil {
+			return err
 		}
 	}
+	if e.Type != TypeProfile && (e.Timezone != "" || len(e.Phones) > 0) {
+		return Invalid("timezone", "belongs to a profile event only")
+	}
+	return e.normalizeType(d)
+}
 
+// normalizeType checks the fields that depend on e's type.
+func (e *Event) normalizeType(d Defaults) error {
 	switch e.Type {
 	case TypeContact:
 		if e.Channel == "" {
@@ -266,10 +288,10 @@ func (e *Event) Normalize() error {
 		default:
 			return Invalid("direction", "must be outbound or inbound; got %q", Clip(string(e.Direction)))
 		}
-		if e.Purpose != "" && !oneOf(e.Purpose, Purposes) {
+		if e.Purpose != "" && !slices.Contains(Purposes, e.Purpose) {
 			return Invalid("purpose", "must be one of %s; got %q", strings.Join(Purposes, ", "), Clip(e.Purpose))
 		}
-		if e.Outcome != "" && !oneOf(e.Outcome, Outcomes) {
+		if e.Outcome != "" && !slices.Contains(Outcomes, e.Outcome) {
 			return Invalid("outcome", "must be one of %s; got %q", strings.Join(Outcomes, ", "), Clip(e.Outcome))
 		}
 	case TypePurchase:
@@ -277,9 +299,7 @@ func (e *Event) Normalize() error {
 			return Invalid("product", "is required for a purchase")
 		}
 		if e.Channel != "" {
-			if err := ValidChannel("channel", e.Channel); err != nil {
-				return err
-			}
+			return ValidChannel("channel", e.Channel)
 		}
 	case TypeComplaint:
 		if e.CaseID == "" {
@@ -294,20 +314,54 @@ func (e *Event) Normalize() error {
 		}
 	case TypeOptOut, TypeOptIn:
 		if e.Channel != "" {
-			if err := ValidChannel("channel", e.Channel); err != nil {
-				return err
-			}
+			return ValidChannel("channel", e.Channel)
 		}
+	case TypeProfile:
+		return e.normalizeProfile(d)
 	}
 	return nil
 }
 
-// Validate checks an offer's fields; errors name them as "offer.FIELD".
-func (o *Offer) Validate() error {
+func (e *Event) normalizeProfile(d Defaults) error {
+	if e.Timezone == "" && len(e.Phones) == 0 {
+		return Invalid("timezone", "a profile needs a timezone or phones")
+	}
+	if e.Timezone != "" {
+		if _, err := LoadZone(e.Timezone); err != nil {
+			return Invalid("timezone", "must be an IANA time zone such as Europe/Oslo; got %q", Clip(e.Timezone))
+		}
+	}
+	if len(e.Phones) > MaxPhones {
+		return Invalid("phones", "must hold at most %d numbers; got %d", MaxPhones, len(e.Phones))
+	}
+	for i, raw := range e.Phones {
+		p, err := d.NormalizePhone("phones["+strconv.Itoa(i)+"]", raw)
+		if err != nil {
+			return err
+		}
+		e.Phones[i] = p
+	}
+	return nil
+}
+
+// Normalize fills the currency of the offer's price from d, truncates its
+// expiry to the millisecond and validates it; errors name "offer.FIELD".
+func (o *Offer) Normalize(d Defaults) error {
 	if err := text("offer.id", o.ID, maxTextLen, false); err != nil {
 		return err
 	}
-	return validPrice("offer.price", o.Price, "offer.currency", o.Currency)
+	if o.raw != nil {
+		price, err := o.raw.money("offer.price", "offer.currency", d)
+		if err != nil {
+			return err
+		}
+		o.Price, o.raw = price, nil
+	}
+	if o.ExpiresAt != nil {
+		t := o.ExpiresAt.UTC().Truncate(time.Millisecond)
+		o.ExpiresAt = &t
+	}
+	return nil
 }
 
 // ValidText checks an optional free-text field: valid UTF-8, no control
@@ -324,22 +378,10 @@ func ValidCustomerID(id string) error {
 
 // ValidChannel checks that c is a known channel; field names it in the error.
 func ValidChannel(field string, c Channel) error {
-	for _, k := range Channels {
-		if c == k {
-			return nil
-		}
+	if slices.Contains(Channels, c) {
+		return nil
 	}
 	return Invalid(field, "must be one of call, sms, email, mail, visit, chat; got %q", Clip(string(c)))
-}
-
-func validPrice(field string, p *float64, currencyField, currency string) error {
-	if p != nil && *p < 0 {
-		return Invalid(field, "must not be negative")
-	}
-	if currency != "" && !isCurrency(currency) {
-		return Invalid(currencyField, "must be an ISO 4217 code such as EUR")
-	}
-	return nil
 }
 
 // text checks a free-text field: valid UTF-8, no control characters, at most
@@ -364,29 +406,6 @@ func text(field, s string, max int, required bool) error {
 		return Invalid(field, "must not be blank")
 	}
 	return nil
-}
-
-// isCurrency reports whether s has the form of an ISO 4217 code: three
-// ASCII capital letters.
-func isCurrency(s string) bool {
-	if len(s) != maxCurrencyChars {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] < 'A' || s[i] > 'Z' {
-			return false
-		}
-	}
-	return true
-}
-
-func oneOf(s string, set []string) bool {
-	for _, v := range set {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Clip shortens user input that is echoed back in an error message.

@@ -12,8 +12,9 @@ import (
 
 // loadFacts reads testdata/history.json, a customer's timeline: 20 contacts
 // over two months, four of them with offers, three purchases, a resolved
-// complaint and three opt events.
-func loadFacts(tb testing.TB) *dedupe.Facts {
+// complaint and three opt events, and merges it into the customer's state,
+// with a profile in Berlin.
+func loadFacts(tb testing.TB) *contact.Facts {
 	tb.Helper()
 	data, err := os.ReadFile("testdata/history.json")
 	if err != nil {
@@ -23,28 +24,15 @@ func loadFacts(tb testing.TB) *dedupe.Facts {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		tb.Fatal(err)
 	}
-	f := &dedupe.Facts{Timezone: "Europe/Berlin"}
-	h := &f.History
+	f := with(contact.Facts{}, profile("Europe/Berlin"))
 	for _, r := range raw {
-		e, err := contact.Decode(r)
+		e, err := contact.Decode(r, contact.Defaults{})
 		if err != nil {
 			tb.Fatal(err)
 		}
-		switch e.Type {
-		case contact.TypeContact:
-			h.Contacts = append(h.Contacts, e)
-			if e.Offer != nil {
-				h.Offers = append(h.Offers, e)
-			}
-		case contact.TypePurchase:
-			h.Purchases = append(h.Purchases, e)
-		case contact.TypeComplaint:
-			h.Complaints = append(h.Complaints, e)
-		case contact.TypeOptOut, contact.TypeOptIn:
-			h.Opts = append(h.Opts, e)
-		}
+		f.State.Apply(&e, benchAt, contact.Limits{})
 	}
-	return f
+	return &f
 }
 
 var benchAt = time.Date(2026, 4, 10, 12, 0, 0, 0, time.UTC)
@@ -57,26 +45,26 @@ func BenchmarkDecide(b *testing.B) {
 	tests := []struct {
 		name    string
 		req     dedupe.Request
-		facts   *dedupe.Facts
+		facts   *contact.Facts
 		reasons string
 	}{
-		{"allowed", dedupe.Request{Product: "broadband-1000", Offer: &contact.Offer{Price: price(49), Currency: "EUR"}}, facts, ""},
-		{"blocked", dedupe.Request{Product: "broadband-500", Offer: &contact.Offer{Price: price(45), Currency: "EUR"}}, &claimed,
+		{"allowed", dedupe.Request{Product: "broadband-1000", Offer: &contact.Offer{Price: eur(49)}}, facts, ""},
+		{"blocked", dedupe.Request{Product: "broadband-500", Offer: &contact.Offer{Price: eur(45)}}, &claimed,
 			"claimed,already_purchased,better_offer"},
 	}
 	for _, tt := range tests {
 		b.Run(tt.name, func(b *testing.B) {
 			req := tt.req
 			req.CustomerID, req.Channel, req.Agent, req.At = "c-1042", contact.Call, "dialer-3", benchAt
-			if err := req.Normalize(benchAt); err != nil {
+			if err := req.Normalize(benchAt, contact.Defaults{}); err != nil {
 				b.Fatal(err)
 			}
-			if got := codes(dedupe.Decide(p, &req, tt.facts)); got != tt.reasons {
+			if got := codes(dedupe.Decide(p, &req, tt.facts, benchAt)); got != tt.reasons {
 				b.Fatalf("reasons = %q, want %q", got, tt.reasons)
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				dedupe.Decide(p, &req, tt.facts)
+				dedupe.Decide(p, &req, tt.facts, benchAt)
 			}
 		})
 	}
@@ -86,14 +74,14 @@ func BenchmarkDecideParallel(b *testing.B) {
 	p := dedupe.DefaultPolicy()
 	facts := loadFacts(b)
 	req := dedupe.Request{CustomerID: "c-1042", Channel: contact.Call, Product: "broadband-1000",
-		Offer: &contact.Offer{Price: price(49), Currency: "EUR"}, At: benchAt}
-	if err := req.Normalize(benchAt); err != nil {
+		Offer: &contact.Offer{Price: eur(49)}, At: benchAt}
+	if err := req.Normalize(benchAt, contact.Defaults{}); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			dedupe.Decide(p, &req, facts)
+			dedupe.Decide(p, &req, facts, benchAt)
 		}
 	})
 }

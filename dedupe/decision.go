@@ -1,10 +1,8 @@
 package dedupe
 
 import (
-	"errors"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/outreach/outreach/contact"
@@ -28,6 +26,11 @@ const (
 // DefaultPurpose is the purpose of a request that names none.
 const DefaultPurpose = "sales"
 
+// ClockSkew is how far apart clocks may be. A check whose at lies within it
+// of the server's clock is a check for now; an event stamped within it after
+// the server's clock counts as made now.
+const ClockSkew = 2 * time.Minute
+
 // Request asks whether a customer may be contacted. Call Normalize before
 // passing it to [Decide].
 type Request struct {
@@ -38,16 +41,21 @@ type Request struct {
 	Agent      string          `json:"agent,omitempty"`
 	Product    string          `json:"product,omitempty"`
 	Offer      *contact.Offer  `json:"offer,omitempty"`    // Offer.Price is the price being offered now
-	Phone      string          `json:"phone,omitempty"`    // for suppression lists keyed by number
+	Phone      string          `json:"phone,omitempty"`    // for suppression lists and the customer's time zone; E.164 once normalized
 	Timezone   string          `json:"timezone,omitempty"` // IANA name; overrides the customer's profile
-	At         time.Time       `json:"at,omitzero"`        // when the contact would happen; default now
-	Claim      bool            `json:"claim,omitempty"`    // claim the customer if allowed, for Policy.ClaimTTL
+	// At is when the contact would happen: now (the default), or a planned
+	// time to come. It is never in the past: every fact recorded up to now
+	// counts, whatever its own time.
+	At    time.Time `json:"at,omitzero"`
+	Claim bool      `json:"claim,omitempty"` // claim the customer if allowed, for Policy.ClaimTTL
 }
 
-// Normalize fills the defaults (Purpose, and At from now) and validates r.
-// It returns a contact.EInvalid *contact.Error naming the JSON field at
-// fault, the first one found.
-func (r *Request) Normalize(now time.Time) error {
+// Normalize fills the defaults (Purpose, At, the offer's currency from d),
+// reads Phone into E.164 form and validates r. An At within ClockSkew of now
+// becomes now; an At before that is refused, and so is a claim with an At
+// after it (a planned check takes no claim). It returns a contact.EInvalid
+// *contact.Error naming the JSON field at fault, the first one found.
+func (r *Request) Normalize(now time.Time, d contact.Defaults) error {
 	if err := contact.ValidCustomerID(r.CustomerID); err != nil {
 		return err
 	}
@@ -70,72 +78,49 @@ func (r *Request) Normalize(now time.Time) error {
 		}
 	}
 	if r.Offer != nil {
-		if err := r.Offer.Validate(); err != nil {
+		if err := r.Offer.Normalize(d); err != nil {
 			return err
 		}
 	}
+	if r.Phone != "" {
+		p, err := d.NormalizePhone("phone", r.Phone)
+		if err != nil {
+			return err
+		}
+		r.Phone = p
+	}
 	if r.Timezone != "" {
-		if _, err := loadLocation(r.Timezone); err != nil {
+		if _, err := contact.LoadZone(r.Timezone); err != nil {
 			return contact.Invalid("timezone", "must be an IANA time zone such as Europe/Berlin; got %q", contact.Clip(r.Timezone))
 		}
 	}
-	if r.At.IsZero() {
+	return r.normalizeAt(now.UTC().Truncate(time.Millisecond))
+}
+
+func (r *Request) normalizeAt(now time.Time) error {
+	switch {
+	case r.At.IsZero():
 		r.At = now
+	case r.At.Before(now.Add(-ClockSkew)):
+		return contact.Invalid("at", "must not be in the past: a check answers for now, or for a planned time to come; got %s, the server's time is %s",
+			r.At.UTC().Format(time.RFC3339), now.Format(time.RFC3339))
+	case !r.At.After(now.Add(ClockSkew)):
+		r.At = now
+	case r.Claim:
+		return contact.Invalid("at", "must be now (within %s of the server's time) for a check that claims: a planned check takes no claim", ClockSkew)
 	}
 	return nil
 }
 
-// locations caches time.LoadLocation, which reads and parses a file. Only
-// successes are kept, so the cache is bounded by the time zone database.
-var locations sync.Map // string → *time.Location
+// Planned reports whether r, normalized at now, is a check for a time to
+// come rather than now.
+func (r *Request) Planned(now time.Time) bool { return r.At.After(now.Add(ClockSkew)) }
 
-// loadLocation loads an IANA time zone. Unlike time.LoadLocation it refuses
-// "" and "Local", whose meaning depends on the server.
-func loadLocation(name string) (*time.Location, error) {
-	if v, ok := locations.Load(name); ok {
-		return v.(*time.Location), nil
-	}
-	if name == "" || name == "Local" {
-		return nil, errBadZone
-	}
-	loc, err := time.LoadLocation(name)
-	if err != nil {
-		return nil, err
-	}
-	locations.Store(name, loc)
-	return loc, nil
-}
+// Claim is an active claim on a customer; see contact.Claim.
+type Claim = contact.Claim
 
-var errBadZone = errors.New("dedupe: not an IANA time zone")
-
-// Claim is an active claim on a customer: the agent that holds it may contact
-// the customer until ExpiresAt, and no one else may.
-type Claim struct {
-	Token     string    `json:"token,omitempty"`
-	Agent     string    `json:"agent,omitempty"`
-	Campaign  string    `json:"campaign,omitempty"`
-	ExpiresAt time.Time `json:"expires_at"` // zero: until released
-}
-
-// Suppression is one hit of the customer on a suppression (do-not-call) list.
-type Suppression struct {
-	List       string     `json:"list"`
-	Reason     string     `json:"reason,omitempty"`
-	CustomerID string     `json:"customer_id,omitempty"`
-	Phone      string     `json:"phone,omitempty"`
-	ExpiresAt  *time.Time `json:"expires_at,omitempty"` // nil: never
-}
-
-// Facts is everything the store read about one customer for one decision.
-// The store reads History as far back as the Policy's ContactWindow,
-// PurchaseLookback and OfferWindow say; older events may be present and are
-// judged by their times like any other.
-type Facts struct {
-	History      contact.History
-	Claim        *Claim        // the active claim on the customer, nil if none
-	Suppressions []Suppression // hits on suppression lists
-	Timezone     string        // IANA name from the customer's profile, "" if unknown
-}
+// Suppression is a hit on a suppression list; see contact.Suppression.
+type Suppression = contact.Suppression
 
 // Reason is one finding against a contact, with its evidence. The evidence
 // fields that do not apply are empty and left out of the JSON.
@@ -160,7 +145,8 @@ type Reason struct {
 	// suppression's expiry, the end of a cooldown, of quiet hours, of the
 	// purchase lookback, or of the cheaper offer's validity.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	Count     int        `json:"count,omitempty"` // frequency_cap: contacts in the window
+	Count     int        `json:"count,omitempty"`    // frequency_cap: contacts in the window
+	Timezone  string     `json:"timezone,omitempty"` // quiet_hours: the customer's time zone
 }
 
 // Decision is the answer to a [Request]. Allowed is true when no reason
@@ -179,20 +165,22 @@ type Result struct {
 }
 
 // Decide applies p (not nil) to req, a normalized request, and to the facts
-// f read for its customer (nil: none were found). The time of the contact is
-// req.At, and events after it are ignored, so req.At may be in the past or
-// the future; a zero At means now, as in Normalize.
+// f read for its customer (nil: none were found), at the server's time now.
+// The contact happens at req.At: now, or a planned time to come. Every fact
+// counts, whatever its own time; one stamped a little after now counts as
+// made now.
 //
 // Decide never fails: every reason against the contact is in the Decision. It
 // is safe for concurrent use, and formats messages only for the reasons it
-// returns.
-func Decide(p *Policy, req *Request, f *Facts) Decision {
+// returns. f.Err must be nil: a check whose facts could not be read is
+// answered with [Unavailable].
+func Decide(p *Policy, req *Request, f *contact.Facts, now time.Time) Decision {
 	if f == nil {
-		f = &Facts{}
+		f = &contact.Facts{}
 	}
 	at := req.At
-	if at.IsZero() {
-		at = time.Now()
+	if at.Before(now) {
+		at = now
 	}
 	purpose := req.Purpose
 	if purpose == "" {
@@ -200,34 +188,33 @@ func Decide(p *Policy, req *Request, f *Facts) Decision {
 	}
 	r := p.rulesFor(req.Campaign)
 	exempt := r.exempt[purpose]
-	h := &f.History
+	st := &f.State
 	var rs []Reason
 
 	// No purpose is exempt from the first three.
-	rs = optedOut(rs, h.Opts, req.Channel, at)
+	rs = optedOut(rs, st, req.Channel)
 	rs = suppressed(rs, f.Suppressions, at)
-	rs = claimed(rs, f.Claim, at)
+	rs = claimed(rs, f.Claim, at, now)
 	// A purpose Normalize would refuse is blocked too: doubt resolves
 	// towards not calling.
 	complaintWarns := !p.complaintBlocks[purpose] && slices.Contains(contact.Purposes, purpose)
-	rs = openComplaints(rs, h.Complaints, at, complaintWarns)
+	rs = openComplaints(rs, st, now, complaintWarns)
 	if !exempt.has(exQuietHours) {
-		rs = quietHours(rs, r.quiet[req.Channel], req.Timezone, f.Timezone, at)
+		rs = quietHours(rs, r.quiet[req.Channel], customerZone(req, st), at)
 	}
 	cooldown := r.cooldown[req.Channel]
 	if exempt.has(exRecentContact) {
 		cooldown = 0
 	}
-	capMax := r.capMax
-	if exempt.has(exFrequencyCap) {
-		capMax = 0
+	rs = recentContact(rs, st, req.Channel, at, now, cooldown)
+	if !exempt.has(exFrequencyCap) {
+		rs = frequencyCap(rs, st, at, now, r.capMax, r.capWindow)
 	}
-	rs = recentContacts(rs, h.Contacts, req.Channel, at, cooldown, capMax, r.capWindow)
 	if req.Product != "" && p.purchaseLookback > 0 && !exempt.has(exAlreadyPurchased) {
-		rs = purchased(rs, h.Purchases, req.Product, at, p.purchaseLookback)
+		rs = purchased(rs, st, req.Product, at, p.purchaseLookback)
 	}
 	if req.Product != "" && req.Offer != nil && req.Offer.Price != nil && !exempt.has(exBetterOffer) {
-		rs = betterOffer(rs, h, req.Product, req.Offer, at, p.offerValidity)
+		rs = betterOffer(rs, st, req.Product, *req.Offer.Price, at, now, p.offerValidity)
 	}
 
 	d := Decision{Allowed: true, Reasons: rs}
@@ -252,247 +239,4 @@ func Unavailable(p *Policy) Decision {
 		msg = "the contact history could not be read, so the contact was not checked"
 	}
 	return Decision{Allowed: open, Reasons: []Reason{{Code: CodeUnavailable, Message: msg, Warning: open}}}
-}
-
-// add appends r to rs. Decisions that block usually have several reasons,
-// so the first one makes room for a few.
-func add(rs []Reason, r Reason) []Reason {
-	if rs == nil {
-		rs = make([]Reason, 0, 4)
-	}
-	return append(rs, r)
-}
-
-// upTo returns the events at or before t. It returns events itself, without
-// copying, when none is later, which is the usual case.
-func upTo(events []contact.Event, t time.Time) []contact.Event {
-	for i := range events {
-		if events[i].At.After(t) {
-			out := make([]contact.Event, 0, len(events)-1)
-			for _, e := range events {
-				if !e.At.After(t) {
-					out = append(out, e)
-				}
-			}
-			return out
-		}
-	}
-	return events
-}
-
-// newer reports whether a is later than b (or b is nil), breaking ties on ID
-// as contact.SortNewestFirst does.
-func newer(a, b *contact.Event) bool {
-	return b == nil || a.At.After(b.At) || (a.At.Equal(b.At) && a.ID > b.ID)
-}
-
-func timePtr(t time.Time) *time.Time { return &t }
-
-func optedOut(rs []Reason, opts []contact.Event, ch contact.Channel, at time.Time) []Reason {
-	e, ok := contact.OptOutInForce(upTo(opts, at), ch)
-	if !ok {
-		return rs
-	}
-	return add(rs, Reason{
-		Code: CodeOptedOut, Message: optOutMessage(&e),
-		EventID: e.ID, At: timePtr(e.At), Agent: e.Agent, Channel: e.Channel, Campaign: e.Campaign,
-	})
-}
-
-func suppressed(rs []Reason, hits []Suppression, at time.Time) []Reason {
-	first := len(rs)
-	for _, s := range hits {
-		if s.ExpiresAt != nil && !s.ExpiresAt.After(at) {
-			continue
-		}
-		r := Reason{Code: CodeDoNotCall, Message: suppressionMessage(&s), List: s.List}
-		if s.ExpiresAt != nil {
-			r.ExpiresAt = timePtr(*s.ExpiresAt)
-		}
-		rs = add(rs, r)
-	}
-	// The store may return hits in any order.
-	slices.SortStableFunc(rs[first:], func(a, b Reason) int {
-		return strings.Compare(a.List, b.List)
-	})
-	return rs
-}
-
-func claimed(rs []Reason, c *Claim, at time.Time) []Reason {
-	if c == nil || (!c.ExpiresAt.IsZero() && !c.ExpiresAt.After(at)) {
-		return rs
-	}
-	// A claim is exclusive, even against the agent that holds it: a second
-	// dialer session of one agent must not call too. The holder has its
-	// token and needs no second check.
-	r := Reason{Code: CodeClaimed, Message: claimMessage(c, at), Agent: c.Agent, Campaign: c.Campaign}
-	if !c.ExpiresAt.IsZero() {
-		r.ExpiresAt = timePtr(c.ExpiresAt)
-	}
-	return add(rs, r)
-}
-
-func openComplaints(rs []Reason, complaints []contact.Event, at time.Time, warning bool) []Reason {
-	if len(complaints) == 0 {
-		return rs
-	}
-	open := contact.OpenComplaints(upTo(complaints, at))
-	slices.SortFunc(open, func(a, b contact.Event) int {
-		if c := a.At.Compare(b.At); c != 0 {
-			return c
-		}
-		return strings.Compare(a.CaseID, b.CaseID)
-	})
-	for i := range open {
-		e := &open[i]
-		rs = add(rs, Reason{
-			Code: CodeOpenComplaint, Message: complaintMessage(e, at), Warning: warning,
-			EventID: e.ID, At: timePtr(e.At), CaseID: e.CaseID, Owner: e.Owner, Channel: e.Channel, Product: e.Product,
-		})
-	}
-	return rs
-}
-
-func quietHours(rs []Reason, w window, reqZone, profileZone string, at time.Time) []Reason {
-	if w.empty() {
-		return rs
-	}
-	zone := reqZone
-	if zone == "" {
-		zone = profileZone
-	}
-	if zone == "" {
-		return rs // the customer's local time is unknown
-	}
-	loc, err := loadLocation(zone)
-	if err != nil {
-		// Only the profile can hold a bad zone: Normalize checks the request's.
-		return add(rs, Reason{Code: CodeQuietHours, Warning: true,
-			Message: "the customer's time zone " + quote(zone) + " is unknown, so quiet hours were not checked"})
-	}
-	local := at.In(loc)
-	if !w.contains(local.Hour()*60 + local.Minute()) {
-		return rs
-	}
-	y, m, d := local.Date()
-	end := time.Date(y, m, d, w.end/60, w.end%60, 0, 0, loc)
-	if !end.After(local) {
-		end = time.Date(y, m, d+1, w.end/60, w.end%60, 0, 0, loc)
-	}
-	return add(rs, Reason{
-		Code:      CodeQuietHours,
-		Message:   "it is " + local.Format("15:04") + " for the customer (" + zone + "), inside quiet hours " + clock(w.start) + "–" + clock(w.end),
-		ExpiresAt: timePtr(end.UTC()),
-	})
-}
-
-// recentContacts applies recent_contact and frequency_cap in one pass; a
-// cooldown or capMax of 0 turns its rule off.
-func recentContacts(rs []Reason, contacts []contact.Event, ch contact.Channel, at time.Time, cooldown time.Duration, capMax int, capWindow time.Duration) []Reason {
-	if cooldown <= 0 && capMax <= 0 {
-		return rs
-	}
-	var recent, latest *contact.Event
-	count := 0
-	for i := range contacts {
-		e := &contacts[i]
-		if !e.IsOutboundContact() || e.At.After(at) {
-			continue
-		}
-		age := at.Sub(e.At)
-		if age < cooldown && e.Channel == ch && newer(e, recent) {
-			recent = e
-		}
-		if capMax > 0 && age < capWindow {
-			count++
-			if newer(e, latest) {
-				latest = e
-			}
-		}
-	}
-	if recent != nil {
-		rs = add(rs, contactReason(CodeRecentContact, recent, at, contactMessage(recent, at), recent.At.Add(cooldown)))
-	}
-	if capMax > 0 && count >= capMax {
-		// The cap lifts when the capMax-th newest contact leaves the window.
-		times := make([]time.Time, 0, count)
-		for i := range contacts {
-			e := &contacts[i]
-			if e.IsOutboundContact() && !e.At.After(at) && at.Sub(e.At) < capWindow {
-				times = append(times, e.At)
-			}
-		}
-		slices.SortFunc(times, func(a, b time.Time) int { return b.Compare(a) })
-		r := contactReason(CodeFrequencyCap, latest, at, capMessage(count, capMax, capWindow, latest, at), times[capMax-1].Add(capWindow))
-		r.Count = count
-		rs = add(rs, r)
-	}
-	return rs
-}
-
-func contactReason(code string, e *contact.Event, at time.Time, msg string, lifts time.Time) Reason {
-	return Reason{
-		Code: code, Message: msg,
-		EventID: e.ID, At: timePtr(e.At), Agent: e.Agent, Team: e.Team, Channel: e.Channel,
-		Campaign: e.Campaign, Product: e.Product, ExpiresAt: timePtr(lifts),
-	}
-}
-
-func purchased(rs []Reason, purchases []contact.Event, product string, at time.Time, lookback time.Duration) []Reason {
-	// contact.LatestPurchases would build a map of every product; one is asked.
-	var last *contact.Event
-	for i := range purchases {
-		e := &purchases[i]
-		if e.Product == product && !e.At.After(at) && at.Sub(e.At) < lookback && newer(e, last) {
-			last = e
-		}
-	}
-	if last == nil {
-		return rs
-	}
-	return add(rs, Reason{
-		Code: CodeAlreadyPurchased, Message: purchaseMessage(last),
-		EventID: last.ID, At: timePtr(last.At), Agent: last.Agent, Team: last.Team, Channel: last.Channel,
-		Campaign: last.Campaign, Product: last.Product, ExpiresAt: timePtr(last.At.Add(lookback)),
-	})
-}
-
-// betterOffer looks for the cheapest offer of product, still valid at at and
-// cheaper than offer, in History.Offers and in any contact that carries an
-// offer. Prices in different currencies are not compared.
-func betterOffer(rs []Reason, h *contact.History, product string, offer *contact.Offer, at time.Time, validity time.Duration) []Reason {
-	price := *offer.Price
-	var best *contact.Event
-	var bestExpiry time.Time
-	for _, list := range [...][]contact.Event{h.Offers, h.Contacts} {
-		for i := range list {
-			e := &list[i]
-			o := e.Offer
-			if o == nil || o.Price == nil || e.Product != product || e.At.After(at) || *o.Price >= price {
-				continue
-			}
-			if o.Currency != "" && offer.Currency != "" && o.Currency != offer.Currency {
-				continue
-			}
-			expiry := e.At.Add(validity)
-			if o.ExpiresAt != nil {
-				expiry = *o.ExpiresAt
-			}
-			if !expiry.After(at) {
-				continue
-			}
-			if best == nil || *o.Price < *best.Offer.Price || (*o.Price == *best.Offer.Price && newer(e, best)) {
-				best, bestExpiry = e, expiry
-			}
-		}
-	}
-	if best == nil {
-		return rs
-	}
-	evidence := *best.Offer // not shared with the caller's History
-	return add(rs, Reason{
-		Code: CodeBetterOffer, Message: offerMessage(best, at, bestExpiry),
-		EventID: best.ID, At: timePtr(best.At), Agent: best.Agent, Team: best.Team, Channel: best.Channel,
-		Campaign: best.Campaign, Product: best.Product, Offer: &evidence, ExpiresAt: timePtr(bestExpiry),
-	})
 }

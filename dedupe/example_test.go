@@ -13,22 +13,23 @@ func Example() {
 	p := dedupe.DefaultPolicy()
 
 	req := dedupe.Request{CustomerID: "c-1042", Channel: contact.Call, Product: "broadband-500", Agent: "dialer-3"}
-	if err := req.Normalize(at); err != nil {
+	if err := req.Normalize(at, contact.Defaults{}); err != nil {
 		fmt.Println(err)
 		return
 	}
 
-	// What the store read for the customer.
-	facts := &dedupe.Facts{History: contact.History{
-		Contacts: []contact.Event{{ID: "e1", Type: contact.TypeContact, At: at.Add(-2 * time.Hour), Channel: contact.Call,
-			Direction: contact.Outbound, Agent: "a.jones", Team: "retention", Outcome: "voicemail"}},
-		Purchases: []contact.Event{{ID: "p1", Type: contact.TypePurchase, At: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC),
-			Product: "broadband-500", OrderID: "991"}},
-		Complaints: []contact.Event{{ID: "k1", Type: contact.TypeComplaint, At: at.Add(-3 * 24 * time.Hour),
-			CaseID: "77", Status: contact.ComplaintOpened, Owner: "b.smith"}},
-	}}
+	// What the store read for the customer: the state its events made.
+	facts := &contact.Facts{}
+	for _, e := range []contact.Event{
+		{ID: "e1", Type: contact.TypeContact, At: at.Add(-2 * time.Hour), Channel: contact.Call,
+			Direction: contact.Outbound, Agent: "a.jones", Team: "retention", Outcome: "voicemail"},
+		{ID: "p1", Type: contact.TypePurchase, At: time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC), Product: "broadband-500", OrderID: "991"},
+		{ID: "k1", Type: contact.TypeComplaint, At: at.Add(-3 * 24 * time.Hour), CaseID: "77", Status: contact.ComplaintOpened, Owner: "b.smith"},
+	} {
+		facts.State.Apply(&e, at, contact.Limits{})
+	}
 
-	d := dedupe.Decide(p, &req, facts)
+	d := dedupe.Decide(p, &req, facts, at)
 	fmt.Println("allowed:", d.Allowed)
 	for _, r := range d.Reasons {
 		fmt.Printf("%s: %s\n", r.Code, r.Message)
@@ -36,7 +37,7 @@ func Example() {
 
 	// A service call is exempt from the cooldown, and the complaint only warns.
 	req.Purpose, req.Product = "service", ""
-	d = dedupe.Decide(p, &req, facts)
+	d = dedupe.Decide(p, &req, facts, at)
 	fmt.Println("allowed:", d.Allowed)
 	for _, r := range d.Reasons {
 		fmt.Printf("%s (warning %v): %s\n", r.Code, r.Warning, r.Message)

@@ -37,16 +37,35 @@ func outbound(id string, ch contact.Channel, at time.Time, opts ...func(*contact
 
 func inbound(e *contact.Event) { e.Direction = contact.Inbound }
 
-func price(p float64) *float64 { return &p }
+func eur(units int64) *contact.Money { return &contact.Money{Minor: units * 100, Currency: "EUR"} }
+
+// state is the facts of a customer with events es, merged at now.
+func state(es ...contact.Event) contact.Facts { return with(contact.Facts{}, es...) }
+
+// with adds the events es to the state of f.
+func with(f contact.Facts, es ...contact.Event) contact.Facts {
+	for i := range es {
+		f.State.Apply(&es[i], now, contact.Limits{})
+	}
+	return f
+}
+
+func profile(zone string) contact.Event {
+	return contact.Event{ID: "z-" + zone, Type: contact.TypeProfile, CustomerID: "c1", At: before(day), Timezone: zone}
+}
+
+func profilePhones(phones ...string) contact.Event {
+	return contact.Event{ID: "zp", Type: contact.TypeProfile, CustomerID: "c1", At: before(day), Phones: phones}
+}
 
 func timePtr(t time.Time) *time.Time { return &t }
 
 // offer is a contact that offered product at p, valid until expires (nil:
 // the policy's default validity).
-func offer(id string, ch contact.Channel, at time.Time, product string, p float64, expires *time.Time) contact.Event {
+func offer(id string, ch contact.Channel, at time.Time, product string, p int64, expires *time.Time) contact.Event {
 	e := outbound(id, ch, at)
 	e.Product = product
-	e.Offer = &contact.Offer{ID: "of-" + id, Price: &p, Currency: "EUR", ExpiresAt: expires}
+	e.Offer = &contact.Offer{ID: "of-" + id, Price: eur(p), ExpiresAt: expires}
 	return e
 }
 

@@ -87,19 +87,10 @@ func purchaseMessage(e *contact.Event) string {
 	return s
 }
 
-// Price writes a price with two decimals and its currency: "39.00 EUR".
-func Price(p float64, currency string) string {
-	s := strconv.FormatFloat(p, 'f', 2, 64)
-	if currency != "" {
-		s += " " + currency
-	}
-	return s
-}
-
 // offerMessage: "offered broadband-500 at 39.00 EUR by mail 6d ago, valid
 // until 2026-12-01".
 func offerMessage(e *contact.Event, now, expiry time.Time) string {
-	s := "offered " + e.Product + " at " + Price(*e.Offer.Price, e.Offer.Currency)
+	s := "offered " + e.Product + " at " + e.Offer.Price.String()
 	if e.Channel != "" {
 		s += " by " + string(e.Channel)
 	}

@@ -156,6 +156,23 @@ func (p *Policy) allRules() func(yield func(*rules) bool) {
 	}
 }
 
+// Limits are the bounds of the customer state that this policy needs kept:
+// outbound contact times as long as its longest frequency window, offers
+// without an expiry as long as its offer validity. A policy that needs more
+// than the state was kept with needs the state rebuilt (outreachd replay).
+func (p *Policy) Limits() contact.Limits {
+	var l contact.Limits
+	for r := range p.allRules() {
+		if r.capMax > 0 {
+			l.Recent = max(l.Recent, r.capWindow)
+			l.RecentMax = max(l.RecentMax, r.capMax)
+		}
+	}
+	l.RecentMax = max(l.RecentMax, contact.DefaultRecentMax)
+	l.Offers = p.offerValidity
+	return l.WithDefaults()
+}
+
 // PurchaseLookback is how far back already_purchased looks, and so how far
 // back the store must read purchases. 0 means the rule is off.
 func (p *Policy) PurchaseLookback() time.Duration { return p.purchaseLookback }

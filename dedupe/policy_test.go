@@ -162,10 +162,10 @@ func TestParsePolicyQuietHours(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req := dedupe.Request{CustomerID: "c1", Channel: contact.Call, Timezone: "UTC", At: tt.at}
-			if err := req.Normalize(now); err != nil {
+			if err := req.Normalize(now, contact.Defaults{}); err != nil {
 				t.Fatal(err)
 			}
-			d := dedupe.Decide(mustParse(t, tt.yaml), &req, nil)
+			d := dedupe.Decide(mustParse(t, tt.yaml), &req, nil, now)
 			if got := codes(d) == "quiet_hours"; got != tt.quiet {
 				t.Errorf("quiet = %v, want %v: %s", got, tt.quiet, toJSON(t, d))
 			}
@@ -217,10 +217,10 @@ func TestDeploymentPolicy(t *testing.T) {
 		want string
 	}{{contact.Call, "quiet_hours"}, {contact.Email, ""}} {
 		req := dedupe.Request{CustomerID: "c1", Channel: tt.ch, Timezone: "Europe/Berlin", At: night}
-		if err := req.Normalize(now); err != nil {
+		if err := req.Normalize(now, contact.Defaults{}); err != nil {
 			t.Fatal(err)
 		}
-		if got := codes(dedupe.Decide(p, &req, nil)); got != tt.want {
+		if got := codes(dedupe.Decide(p, &req, nil, now)); got != tt.want {
 			t.Errorf("%s at night: got %q, want %q", tt.ch, got, tt.want)
 		}
 	}

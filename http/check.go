@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"time"
@@ -11,12 +12,17 @@ import (
 
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/dedupe"
+	"github.com/outreach/outreach/dedupe/check"
 )
 
-// Checker answers pre-dial checks and ends claims.
+// Checker answers pre-dial checks and scrubs, and ends claims;
+// dedupe/check.Service is one.
 type Checker interface {
-	Check(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Request) ([]dedupe.Result, error)
-	ReleaseClaim(ctx context.Context, token string) (bool, error)
+	Check(ctx context.Context, reqs []dedupe.Request, o check.Options) ([]dedupe.Result, error)
+	ReleaseClaim(ctx context.Context, token string) error
+	Scrub(ctx context.Context, o check.ScrubOptions, next func() (check.Row, error), emit func([]check.Verdict, error) error) error
+	// Policy returns the policy in force.
+	Policy() *dedupe.Policy
 }
 
 // MaxChecksPerBatch is the most checks POST /v1/check/batch takes at once.
@@ -68,43 +74,26 @@ func (s *Server) checkBatch(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"results": results})
 }
 
-// decide normalizes reqs and checks them. A store outage is not an error:
-// every result is then the policy's unavailable decision. In a batch,
-// errors name the index of the check at fault.
+// decide checks reqs. The agent role may not claim. In a batch, errors name
+// the index of the check at fault.
 func (s *Server) decide(c echo.Context, reqs []dedupe.Request, batch bool) ([]dedupe.Result, error) {
-	now := s.cfg.Now()
 	for i := range reqs {
-		if err := reqs[i].Normalize(now); err != nil {
-			return nil, withIndex(err, i, batch)
-		}
 		if reqs[i].Claim && roleOf(c) == RoleAgent {
 			return nil, withIndex(&contact.Error{Code: contact.EForbidden, Field: "claim",
 				Message: "the agent role may check but not claim"}, i, batch)
 		}
 	}
-	p := s.cfg.Policy()
-	results, err := s.cfg.Checker.Check(c.Request().Context(), p, reqs)
-	if err == nil {
-		return results, nil
+	results, err := s.cfg.Checker.Check(c.Request().Context(), reqs, check.Options{})
+	var ie *check.IndexError
+	if errors.As(err, &ie) {
+		return nil, withIndex(ie.Err, ie.Index, batch)
 	}
-	if contact.ErrorCode(err) != contact.EUnavailable {
-		return nil, err
-	}
-	s.log.Warn("check: the store is unavailable; answering with the policy's fallback", "error", err, "fail_open", p.FailOpen())
-	results = make([]dedupe.Result, len(reqs))
-	for i := range reqs {
-		results[i] = dedupe.Result{CustomerID: reqs[i].CustomerID, Decision: dedupe.Unavailable(p)}
-	}
-	return results, nil
+	return results, err
 }
 
 func (s *Server) releaseClaim(c echo.Context) error {
-	released, err := s.cfg.Checker.ReleaseClaim(c.Request().Context(), c.Param("token"))
-	if err != nil {
+	if err := s.cfg.Checker.ReleaseClaim(c.Request().Context(), c.Param("token")); err != nil {
 		return err
-	}
-	if !released {
-		return contact.Errorf(contact.ENotFound, "no active claim has this token; it may have expired or been released")
 	}
 	return c.NoContent(http.StatusNoContent)
 }

@@ -18,39 +18,81 @@ import (
 
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/dedupe"
+	"github.com/outreach/outreach/dedupe/check"
 	httpapi "github.com/outreach/outreach/http"
 )
 
-// memChecker decides over fixed facts per customer.
+// memChecker is the real check service over facts kept in memory per
+// customer. It records the requests of the last check, as normalized.
 type memChecker struct {
-	facts    map[string]dedupe.Facts
-	err      error
+	facts    map[string]contact.Facts
+	err      error // the error of every lookup, when set
+	policy   *dedupe.Policy
 	got      []dedupe.Request
 	released []string
 }
 
-func (m *memChecker) Check(_ context.Context, p *dedupe.Policy, reqs []dedupe.Request) ([]dedupe.Result, error) {
-	m.got = reqs
-	if m.err != nil {
-		return nil, m.err
+func (m *memChecker) service() *check.Service {
+	if m.policy == nil {
+		m.policy = dedupe.DefaultPolicy()
 	}
-	out := make([]dedupe.Result, len(reqs))
-	for i := range reqs {
-		f := m.facts[reqs[i].CustomerID]
-		out[i] = dedupe.Result{CustomerID: reqs[i].CustomerID, Decision: dedupe.Decide(p, &reqs[i], &f)}
-		if out[i].Allowed && reqs[i].Claim {
-			out[i].Claim = &dedupe.Claim{Token: "tok", ExpiresAt: reqs[i].At.Add(p.ClaimTTL())}
-		}
-	}
-	return out, nil
+	return check.New(check.Config{Store: memStore{m}, Policy: func() *dedupe.Policy { return m.policy }, Now: func() time.Time { return now }})
 }
 
-func (m *memChecker) ReleaseClaim(_ context.Context, token string) (bool, error) {
+func (m *memChecker) Check(ctx context.Context, reqs []dedupe.Request, o check.Options) ([]dedupe.Result, error) {
+	res, err := m.service().Check(ctx, reqs, o)
+	m.got = reqs
+	return res, err
+}
+
+func (m *memChecker) ReleaseClaim(ctx context.Context, token string) error {
+	return m.service().ReleaseClaim(ctx, token)
+}
+
+func (m *memChecker) Scrub(ctx context.Context, o check.ScrubOptions, next func() (check.Row, error), emit func([]check.Verdict, error) error) error {
+	return m.service().Scrub(ctx, o, next, emit)
+}
+
+func (m *memChecker) Policy() *dedupe.Policy { return m.service().Policy() }
+
+// memStore serves a memChecker's facts as a check.Store.
+type memStore struct{ m *memChecker }
+
+func (s memStore) Facts(_ context.Context, lookups []contact.Lookup) []contact.Facts {
+	out := make([]contact.Facts, len(lookups))
+	for i, l := range lookups {
+		if s.m.err != nil {
+			out[i].Err = s.m.err
+			continue
+		}
+		out[i] = s.m.facts[l.CustomerID]
+		if l.Claim != nil && out[i].Claim == nil {
+			c := *l.Claim
+			c.Token = "tok"
+			out[i].Taken = &c
+		}
+	}
+	return out
+}
+
+func (s memStore) ReleaseClaim(_ context.Context, token string) (bool, error) {
 	if token == "bad" {
 		return false, contact.Invalid("token", "is not a claim token")
 	}
-	m.released = append(m.released, token)
+	s.m.released = append(s.m.released, token)
 	return token == "live", nil
+}
+
+// factsOf is the facts of a customer with the events es, merged at now.
+func factsOf(es ...contact.Event) contact.Facts {
+	var f contact.Facts
+	for i := range es {
+		if err := es[i].Normalize(contact.Defaults{}); err != nil {
+			panic(err)
+		}
+		f.State.Apply(&es[i], now, contact.Limits{})
+	}
+	return f
 }
 
 var now = time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
@@ -101,9 +143,9 @@ type result struct {
 }
 
 func TestCheck(t *testing.T) {
-	ch := &memChecker{facts: map[string]dedupe.Facts{
-		"c1": {History: contact.History{Contacts: []contact.Event{{ID: "k1", Type: contact.TypeContact, CustomerID: "c1",
-			At: now.Add(-2 * time.Hour), Channel: contact.Call, Direction: contact.Outbound, Agent: "a.jones", Team: "retention", Outcome: "voicemail"}}}},
+	ch := &memChecker{facts: map[string]contact.Facts{
+		"c1": factsOf(contact.Event{ID: "k1", Type: contact.TypeContact, CustomerID: "c1",
+			At: now.Add(-2 * time.Hour), Channel: contact.Call, Direction: contact.Outbound, Agent: "a.jones", Team: "retention", Outcome: "voicemail"}),
 	}}
 	h := newServer(t, ch, nil)
 
@@ -121,13 +163,27 @@ func TestCheck(t *testing.T) {
 		t.Errorf("defaults: purpose %q at %v, want sales and now", ch.got[0].Purpose, ch.got[0].At)
 	}
 
-	rec = send(t, h, "POST", "/v1/check", "", `{"customer_id":"c1","channel":"email","claim":true,"at":"2026-11-21T09:00:00+01:00"}`)
+	rec = send(t, h, "POST", "/v1/check", "", `{"customer_id":"c1","channel":"email","claim":true,"at":"2026-11-20T13:01:00+01:00"}`)
 	json.Unmarshal(rec.Body.Bytes(), &got)
 	if rec.Code != 200 || !got.Allowed || got.Claim == nil || got.Claim.Token == "" {
 		t.Errorf("allowed claim: %d %s", rec.Code, rec.Body)
 	}
-	if !ch.got[0].At.Equal(time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)) {
-		t.Errorf("at = %v", ch.got[0].At)
+	if !ch.got[0].At.Equal(now) {
+		t.Errorf("at a minute ahead = %v, want now", ch.got[0].At)
+	}
+	// A planned check is judged at its time and takes no claim; a check of
+	// the past is refused.
+	rec = send(t, h, "POST", "/v1/check", "", `{"customer_id":"c1","channel":"email","at":"2026-11-21T09:00:00+01:00"}`)
+	if rec.Code != 200 || !ch.got[0].At.Equal(time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)) {
+		t.Errorf("planned check: %d at %v", rec.Code, ch.got[0].At)
+	}
+	for _, body := range []string{
+		`{"customer_id":"c1","channel":"email","claim":true,"at":"2026-11-21T09:00:00+01:00"}`,
+		`{"customer_id":"c1","channel":"email","at":"2026-11-20T10:00:00Z"}`,
+	} {
+		if rec, e := do(t, h, "POST", "/v1/check", "application/json", body); rec.Code != 400 || e.Error.Field != "at" {
+			t.Errorf("%s: %d %+v, want 400 naming at", body, rec.Code, e.Error)
+		}
 	}
 
 	for _, tt := range []struct{ body, field string }{
@@ -168,8 +224,8 @@ func TestCheckFailsClosed(t *testing.T) {
 }
 
 func TestCheckBatch(t *testing.T) {
-	ch := &memChecker{facts: map[string]dedupe.Facts{
-		"c2": {History: contact.History{Opts: []contact.Event{{ID: "o1", Type: contact.TypeOptOut, CustomerID: "c2", At: now.Add(-time.Hour)}}}},
+	ch := &memChecker{facts: map[string]contact.Facts{
+		"c2": factsOf(contact.Event{ID: "o1", Type: contact.TypeOptOut, CustomerID: "c2", At: now.Add(-time.Hour)}),
 	}}
 	h := newServer(t, ch, nil)
 	rec := send(t, h, "POST", "/v1/check/batch", "", `{"checks":[{"customer_id":"c1","channel":"call"},{"customer_id":"c2","channel":"sms"},{"customer_id":"c3","channel":"mail"}]}`)

@@ -41,7 +41,7 @@ func (s *Server) postEvents(c echo.Context) error {
 	}
 	events := make([]contact.Event, len(raws))
 	for i, raw := range raws {
-		e, err := contact.Decode(raw)
+		e, err := contact.Decode(raw, s.cfg.Defaults)
 		if err != nil {
 			return &indexedError{index: i, err: err}
 		}
@@ -58,7 +58,8 @@ type timelineResponse struct {
 	CustomerID string          `json:"customer_id"`
 	Events     []contact.Event `json:"events"`
 	State      contact.State   `json:"state"`
-	// Next is the before= cursor of the next page, when there may be one.
+	// Next is the before= cursor of the next page, when there may be one:
+	// an opaque token.
 	Next string `json:"next,omitempty"`
 }
 
@@ -79,11 +80,9 @@ func (s *Server) contacts(c echo.Context) error {
 		page.Limit = n
 	}
 	if v := c.QueryParam("before"); v != "" {
-		t, err := contact.ParseTime("before", v)
-		if err != nil {
+		if page.After, err = contact.ParseCursor("before", v); err != nil {
 			return err
 		}
-		page.Before = t
 	}
 	events, state, err := s.cfg.Timelines.Timeline(c.Request().Context(), id, page)
 	if err != nil {
@@ -94,7 +93,7 @@ func (s *Server) contacts(c echo.Context) error {
 		resp.Events = []contact.Event{}
 	}
 	if len(events) == page.Limit {
-		resp.Next = events[len(events)-1].At.Format("2006-01-02T15:04:05.000Z07:00")
+		resp.Next = contact.CursorOf(&events[len(events)-1]).String()
 	}
 	return c.JSON(http.StatusOK, resp)
 }

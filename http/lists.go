@@ -15,9 +15,6 @@ import (
 // Suppressions keeps suppression (do-not-call) lists. Entries name a
 // CustomerID or a Phone in E.164 form, never both.
 type Suppressions interface {
-	// NormalizePhone returns a phone number in E.164 form; EInvalid
-	// (field "phone") if it cannot be read.
-	NormalizePhone(raw string) (string, error)
 	// ReplaceSuppressions makes list hold exactly the entries, all or
 	// nothing, and returns how many it wrote. An error the sequence yields
 	// is returned as is.

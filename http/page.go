@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/dedupe"
+	"github.com/outreach/outreach/dedupe/check"
 )
 
 // The agent's web page.
@@ -156,7 +156,7 @@ func (s *Server) pagePanel(c echo.Context) error {
 	}
 	page := contact.Page{Limit: PanelPageSize}
 	if v := c.QueryParam("before"); v != "" {
-		if page.Before, err = contact.ParseTime("before", v); err != nil {
+		if page.After, err = contact.ParseCursor("before", v); err != nil {
 			return s.renderPageError(c, err)
 		}
 	}
@@ -167,7 +167,7 @@ func (s *Server) pagePanel(c echo.Context) error {
 	}
 	now := s.cfg.Now()
 	open := map[string]bool{}
-	for _, e := range state.OpenComplaints {
+	for _, e := range state.OpenComplaints() {
 		open[e.CaseID] = true
 	}
 	tl := timelineView{CustomerID: id, Events: make([]eventView, len(events))}
@@ -175,12 +175,12 @@ func (s *Server) pagePanel(c echo.Context) error {
 		tl.Events[i] = newEventView(&events[i], open, now)
 	}
 	if len(events) == page.Limit {
-		tl.Next = events[len(events)-1].At.Format("2006-01-02T15:04:05.000Z07:00")
+		tl.Next = contact.CursorOf(&events[len(events)-1]).String()
 	}
-	if !page.Before.IsZero() {
+	if !page.After.IsZero() {
 		return s.renderHTML(c, http.StatusOK, "timeline-page", tl)
 	}
-	p := s.cfg.Policy()
+	p := s.cfg.Checker.Policy()
 	v := newPanelView(id, &state, p, now)
 	v.Timeline = tl
 	v.Empty = len(events) == 0
@@ -196,11 +196,8 @@ func (s *Server) addLiveFacts(c echo.Context, v *panelView, p *dedupe.Policy, no
 		return
 	}
 	req := dedupe.Request{CustomerID: v.CustomerID, Channel: contact.Call, Purpose: "service"}
-	if err := req.Normalize(now); err != nil {
-		return
-	}
-	results, err := s.cfg.Checker.Check(c.Request().Context(), p, []dedupe.Request{req})
-	if err != nil || len(results) != 1 {
+	results, err := s.cfg.Checker.Check(c.Request().Context(), []dedupe.Request{req}, check.Options{Policy: p})
+	if err != nil || len(results) != 1 || hasCode(results[0].Reasons, dedupe.CodeUnavailable) {
 		s.log.Warn("page: unable to read claims and suppression lists", "error", err)
 		v.LiveProblem = "Active calls and do-not-call lists could not be checked right now. Use “Can I call now?” before calling."
 		return
@@ -233,11 +230,18 @@ func (s *Server) pageCheck(c echo.Context) error {
 		Product:    strings.TrimSpace(c.FormValue("product")),
 	}
 	if p := strings.TrimSpace(c.FormValue("price")); p != "" {
-		price, err := strconv.ParseFloat(p, 64)
-		if err != nil {
-			return s.renderPageError(c, contact.Invalid("offer.price", "must be a number such as 45.00"))
+		currency := strings.ToUpper(strings.TrimSpace(c.FormValue("currency")))
+		if currency == "" {
+			currency = s.cfg.Defaults.Currency
+			if currency == "" {
+				currency = contact.DefaultCurrency
+			}
 		}
-		req.Offer = &contact.Offer{Price: &price, Currency: strings.ToUpper(strings.TrimSpace(c.FormValue("currency")))}
+		price, err := contact.ParseMoney("offer.price", p, "offer.currency", currency)
+		if err != nil {
+			return s.renderPageError(c, err)
+		}
+		req.Offer = &contact.Offer{Price: &price}
 	}
 	reqs := []dedupe.Request{req}
 	results, err := s.decide(c, reqs, false)
@@ -249,7 +253,7 @@ func (s *Server) pageCheck(c echo.Context) error {
 	r := results[0]
 	v := verdictView{Allowed: r.Allowed, Request: req, Checked: newStamp(now, now), ChannelName: channelNames[req.Channel], Action: channelActions[req.Channel]}
 	if req.Offer != nil {
-		v.Price = money(req.Offer.Price, req.Offer.Currency)
+		v.Price = money(req.Offer.Price)
 	}
 	for _, x := range r.Reasons {
 		rv := reasonView{Code: x.Code, Label: reasonLabels[x.Code], Message: x.Message, Warning: x.Warning, List: x.List, Expires: stampPtr(x.ExpiresAt, now)}
@@ -288,11 +292,20 @@ func stampPtr(t *time.Time, now time.Time) *stamp {
 	return &s
 }
 
-func money(p *float64, currency string) string {
+func money(p *contact.Money) string {
 	if p == nil {
 		return ""
 	}
-	return dedupe.Price(*p, currency)
+	return p.String()
+}
+
+func hasCode(rs []dedupe.Reason, code string) bool {
+	for _, r := range rs {
+		if r.Code == code {
+			return true
+		}
+	}
+	return false
 }
 
 var channelNames = map[contact.Channel]string{
@@ -448,7 +461,7 @@ func newEventView(e *contact.Event, open map[string]bool, now time.Time) eventVi
 		add("Purpose", e.Purpose)
 		add("Product", e.Product)
 		if o := e.Offer; o != nil {
-			f := fact{Name: "Offer", Value: money(o.Price, o.Currency), Until: stampPtr(o.ExpiresAt, now)}
+			f := fact{Name: "Offer", Value: money(o.Price), Until: stampPtr(o.ExpiresAt, now)}
 			if f.Value == "" {
 				f.Value = o.ID
 			}
@@ -456,7 +469,7 @@ func newEventView(e *contact.Event, open map[string]bool, now time.Time) eventVi
 		}
 	case contact.TypePurchase:
 		v.Kind, v.Icon, v.Title = "purchase", "i-purchase", "Bought "+e.Product
-		add("Price", money(e.Price, e.Currency))
+		add("Price", money(e.Price))
 		add("Order", e.OrderID)
 		add("Channel", channelNames[e.Channel])
 	case contact.TypeComplaint:
@@ -492,15 +505,15 @@ func newEventView(e *contact.Event, open map[string]bool, now time.Time) eventVi
 
 func newPanelView(id string, st *contact.State, p *dedupe.Policy, now time.Time) panelView {
 	v := panelView{CustomerID: id, CheckURL: "/customers/" + url.PathEscape(id) + "/check"}
-	for _, e := range st.OpenComplaints {
+	for _, e := range st.OpenComplaints() {
 		v.Complaints = append(v.Complaints, complaintView{CaseID: e.CaseID, Owner: e.Owner, Summary: e.Summary, Product: e.Product, Opened: newStamp(e.At, now)})
 	}
 	// The oldest open complaint has waited longest: it leads.
 	slices.SortStableFunc(v.Complaints, func(a, b complaintView) int { return strings.Compare(a.Opened.ISO, b.Opened.ISO) })
 
 	products := map[string]bool{}
-	for product, e := range st.Products {
-		v.Products = append(v.Products, productView{Product: product, Price: money(e.Price, e.Currency), OrderID: e.OrderID, Bought: newStamp(e.At, now)})
+	for product, e := range st.Purchases {
+		v.Products = append(v.Products, productView{Product: product, Price: money(e.Price), OrderID: e.OrderID, Bought: newStamp(e.At, now)})
 		products[product] = true
 	}
 	slices.SortFunc(v.Products, func(a, b productView) int {
@@ -522,10 +535,10 @@ func newPanelView(id string, st *contact.State, p *dedupe.Policy, now time.Time)
 		if !expires.After(now) {
 			continue
 		}
-		v.Offers = append(v.Offers, offerView{Product: e.Product, Price: money(o.Price, o.Currency), Channel: channelNames[e.Channel],
+		v.Offers = append(v.Offers, offerView{Product: e.Product, Price: money(o.Price), Channel: channelNames[e.Channel],
 			Campaign: e.Campaign, Agent: e.Agent, Made: newStamp(e.At, now), Expires: newStamp(expires, now)})
-		if o.Currency != "" && v.Currency == "" {
-			v.Currency = o.Currency
+		if o.Price != nil && v.Currency == "" {
+			v.Currency = o.Price.Currency
 		}
 		if e.Product != "" {
 			products[e.Product] = true
@@ -535,7 +548,7 @@ func newPanelView(id string, st *contact.State, p *dedupe.Policy, now time.Time)
 	// An opt-out of every channel shows on each channel: show it once.
 	seen := map[string]bool{}
 	for _, ch := range contact.Channels {
-		e, ok := st.OptOuts[ch]
+		e, ok := st.OptOutInForce(ch)
 		if !ok {
 			continue
 		}

@@ -32,41 +32,31 @@ func (p *pageStore) Timeline(_ context.Context, id string, page contact.Page) ([
 	if p.err != nil {
 		return nil, contact.State{}, p.err
 	}
-	var h contact.History
+	var st contact.State
 	var all []contact.Event
 	for _, e := range p.events {
 		if e.CustomerID != id {
 			continue
 		}
 		all = append(all, e)
-		switch e.Type {
-		case contact.TypeContact:
-			h.Contacts = append(h.Contacts, e)
-			if e.Offer != nil {
-				h.Offers = append(h.Offers, e)
-			}
-		case contact.TypePurchase:
-			h.Purchases = append(h.Purchases, e)
-		case contact.TypeComplaint:
-			h.Complaints = append(h.Complaints, e)
-		default:
-			h.Opts = append(h.Opts, e)
-		}
+		st.Apply(&e, now, contact.Limits{})
 	}
 	contact.SortNewestFirst(all)
 	var out []contact.Event
 	for _, e := range all {
-		if page.Before.IsZero() || e.At.Before(page.Before) {
+		if page.After.IsZero() || page.After.Before(&e) {
 			out = append(out, e)
 		}
 	}
 	if len(out) > page.Limit {
 		out = out[:page.Limit]
 	}
-	return out, h.State(), nil
+	return out, st, nil
 }
 
 func pagePtr[T any](v T) *T { return &v }
+
+func eur(units int64) *contact.Money { return &contact.Money{Minor: units * 100, Currency: "EUR"} }
 
 // pageHistory is the history of customer c42 as of now: see the test of
 // the panel for what the page must make of it.
@@ -74,13 +64,13 @@ func pageHistory(now time.Time) []contact.Event {
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
 	day := 24 * time.Hour
 	return []contact.Event{
-		{ID: "p1", Type: contact.TypePurchase, CustomerID: "c42", At: ago(200 * day), Product: "fiber-500", Price: pagePtr(39.0), Currency: "EUR", OrderID: "A-88213"},
+		{ID: "p1", Type: contact.TypePurchase, CustomerID: "c42", At: ago(200 * day), Product: "fiber-500", Price: eur(39), OrderID: "A-88213"},
 		{ID: "x0", Type: contact.TypeComplaint, CustomerID: "c42", At: ago(100 * day), CaseID: "CS-3120", Status: "opened", Owner: "m.okafor", Summary: "Billed twice"},
 		{ID: "x0r", Type: contact.TypeComplaint, CustomerID: "c42", At: ago(90 * day), CaseID: "CS-3120", Status: "resolved", Owner: "m.okafor"},
 		{ID: "m1", Type: contact.TypeContact, CustomerID: "c42", At: ago(60 * day), Channel: contact.Mail, Direction: contact.Outbound, Campaign: "spring",
-			Product: "fiber-1000", Offer: &contact.Offer{Price: pagePtr(29.0), Currency: "EUR", ExpiresAt: pagePtr(ago(30 * day))}, Outcome: "delivered"},
+			Product: "fiber-1000", Offer: &contact.Offer{Price: eur(29), ExpiresAt: pagePtr(ago(30 * day))}, Outcome: "delivered"},
 		{ID: "e1", Type: contact.TypeContact, CustomerID: "c42", At: ago(9 * day), Channel: contact.Email, Direction: contact.Outbound, Agent: "campaigns", Team: "marketing",
-			Campaign: "autumn", Purpose: "sales", Product: "fiber-1000", Offer: &contact.Offer{ID: "o-45", Price: pagePtr(45.0), Currency: "EUR", ExpiresAt: pagePtr(now.Add(12 * day))}, Outcome: "delivered"},
+			Campaign: "autumn", Purpose: "sales", Product: "fiber-1000", Offer: &contact.Offer{ID: "o-45", Price: eur(45), ExpiresAt: pagePtr(now.Add(12 * day))}, Outcome: "delivered"},
 		{ID: "x1", Type: contact.TypeComplaint, CustomerID: "c42", At: ago(5 * day), CaseID: "CS-4471", Status: "opened", Owner: "r.haddad", Summary: "Technician missed two appointments"},
 		{ID: "o1", Type: contact.TypeOptOut, CustomerID: "c42", At: ago(4 * day), Channel: contact.SMS, Reason: "too many texts"},
 		{ID: "ch1", Type: contact.TypeContact, CustomerID: "c42", At: ago(26 * time.Hour), Channel: contact.Chat, Direction: contact.Inbound, Agent: "l.meyer", Team: "support", Outcome: "connected"},
@@ -97,7 +87,7 @@ type pageServer struct {
 
 func newPageServer(t *testing.T, keys *httpapi.Keys, events []contact.Event) *pageServer {
 	t.Helper()
-	ps := &pageServer{store: &pageStore{events: events}, check: &memChecker{facts: map[string]dedupe.Facts{}}}
+	ps := &pageServer{store: &pageStore{events: events}, check: &memChecker{facts: map[string]contact.Facts{}}}
 	ps.h = httpapi.New(httpapi.Config{
 		Producer: &memProducer{}, Timelines: ps.store, Checker: ps.check, Keys: keys,
 		Now: func() time.Time { return now },
@@ -198,7 +188,7 @@ func TestPageAuth(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			for _, rec := range []*httptest.ResponseRecorder{
 				ps.page(t, "GET", "/customers/c42/panel", tt.key, ""),
-				ps.page(t, "GET", "/customers/c42/panel?before=2026-11-19T00:00:00Z", tt.key, ""),
+				ps.page(t, "GET", "/customers/c42/panel?before="+contact.Cursor{At: now, ID: "x"}.String(), tt.key, ""),
 				ps.page(t, "POST", "/customers/c42/check", tt.key, form),
 			} {
 				if rec.Code != tt.status {
@@ -237,7 +227,7 @@ func pageSection(t *testing.T, body, attr string) string {
 
 func TestPagePanel(t *testing.T) {
 	ps := newPageServer(t, nil, pageHistory(now))
-	ps.check.facts["c42"] = dedupe.Facts{
+	ps.check.facts["c42"] = contact.Facts{
 		Claim:        &dedupe.Claim{Agent: "b.lee", Campaign: "winback", ExpiresAt: now.Add(10 * time.Minute)},
 		Suppressions: []dedupe.Suppression{{List: "national-dnc", Reason: "registered"}},
 	}
@@ -318,7 +308,7 @@ func TestPageEscapesUserText(t *testing.T) {
 		{ID: "p1", Type: contact.TypePurchase, CustomerID: "c42", At: now.Add(-time.Hour), Product: evil, OrderID: evil},
 	}
 	ps := newPageServer(t, nil, events)
-	ps.check.facts["c42"] = dedupe.Facts{Claim: &dedupe.Claim{Agent: evil, Campaign: evil, ExpiresAt: now.Add(time.Minute)}}
+	ps.check.facts["c42"] = contact.Facts{Claim: &dedupe.Claim{Agent: evil, Campaign: evil, ExpiresAt: now.Add(time.Minute)}}
 
 	bodies := map[string]string{
 		"panel":   pageHTML(t, ps.page(t, "GET", "/customers/c42/panel", "", ""), 200),
@@ -340,7 +330,7 @@ func TestPageEscapesUserText(t *testing.T) {
 func TestPageOutage(t *testing.T) {
 	ps := newPageServer(t, nil, pageHistory(now))
 	ps.store.err = contact.Unavailable("redis", errors.New("dial tcp 10.0.0.7:6379: connection refused"))
-	for _, path := range []string{"/customers/c42/panel", "/customers/c42/panel?before=2026-11-19T00:00:00Z"} {
+	for _, path := range []string{"/customers/c42/panel", "/customers/c42/panel?before=" + contact.Cursor{At: now, ID: "x"}.String()} {
 		body := pageHTML(t, ps.page(t, "GET", path, "", ""), 503)
 		pageWant(t, body, `role="alert"`, "The contact history cannot be read right now", "Do not call from memory", `data-action="retry"`)
 		if strings.Contains(body, "10.0.0.7") || strings.Contains(body, "refused") {
@@ -372,43 +362,40 @@ func TestPagePagination(t *testing.T) {
 	if n := strings.Count(body, "data-event="); n != httpapi.PanelPageSize {
 		t.Errorf("first page has %d entries, want %d", n, httpapi.PanelPageSize)
 	}
-	next := events[30-httpapi.PanelPageSize].At.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	next := contact.CursorOf(&events[30-httpapi.PanelPageSize]).String()
 	pageWant(t, body, `data-action="more" data-before="`+next+`"`)
 
 	body = pageHTML(t, ps.page(t, "GET", "/customers/c42/panel?before="+url.QueryEscape(next), "", ""), 200)
 	if n := strings.Count(body, "data-event="); n != 30-httpapi.PanelPageSize {
 		t.Errorf("second page has %d entries, want %d", n, 30-httpapi.PanelPageSize)
 	}
-	if !ps.store.got.Before.Equal(events[30-httpapi.PanelPageSize].At) {
-		t.Errorf("read before %v, want %v", ps.store.got.Before, events[30-httpapi.PanelPageSize].At)
+	if ps.store.got.After != contact.CursorOf(&events[30-httpapi.PanelPageSize]) {
+		t.Errorf("read after %v, want %v", ps.store.got.After, contact.CursorOf(&events[30-httpapi.PanelPageSize]))
 	}
 	if strings.Contains(body, "customer-head") || strings.Contains(body, `data-action="more"`) {
 		t.Errorf("a later page is the timeline entries only, without a further page:\n%s", body)
 	}
 
 	body = pageHTML(t, ps.page(t, "GET", "/customers/c42/panel?before=noon", "", ""), 400)
-	pageWant(t, body, "before: must be an RFC 3339 time")
+	pageWant(t, body, "before: is not a cursor from this API")
 }
 
 func TestPageCheck(t *testing.T) {
 	ps := newPageServer(t, keysFor(t, "agent"), pageHistory(now))
-	facts := dedupe.Facts{}
+	var events []contact.Event
 	for _, e := range pageHistory(now) {
-		switch e.Type {
-		case contact.TypeContact:
-			facts.History.Contacts = append(facts.History.Contacts, e)
-		case contact.TypeComplaint:
-			facts.History.Complaints = append(facts.History.Complaints, e)
+		if e.Type == contact.TypeContact || e.Type == contact.TypeComplaint {
+			events = append(events, e)
 		}
 	}
-	ps.check.facts["c42"] = facts
+	ps.check.facts["c42"] = factsOf(events...)
 
 	// The page never claims, whatever the form says.
 	rec := ps.page(t, "POST", "/customers/c42/check", "agent-key", "channel=call&purpose=sales&product=fiber-1000&price=49&currency=eur&claim=true")
 	body := pageHTML(t, rec, 200)
 	req := ps.check.got[0]
 	if req.Claim || req.Channel != contact.Call || req.Purpose != "sales" || req.Product != "fiber-1000" ||
-		req.Offer == nil || *req.Offer.Price != 49 || req.Offer.Currency != "EUR" {
+		req.Offer == nil || *req.Offer.Price != *eur(49) {
 		t.Errorf("checked %+v, want a call about fiber-1000 at 49 EUR without a claim", req)
 	}
 	pageWant(t, body, `data-allowed="false"`, "No, do not call now", `data-code="open_complaint"`, `data-code="recent_contact"`,

@@ -15,6 +15,7 @@ import (
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/contact/redis"
 	"github.com/outreach/outreach/dedupe"
+	"github.com/outreach/outreach/dedupe/check"
 	httpapi "github.com/outreach/outreach/http"
 	"github.com/outreach/outreach/internal/testenv"
 )
@@ -42,8 +43,8 @@ type listsOptions struct {
 	presets map[string]*dedupe.Policy
 	batch   int
 	maxBody int64
-	checker httpapi.Checker // default the store
-	noLists bool            // no suppression store
+	store   check.Store // default the Redis store
+	noLists bool        // no suppression store
 }
 
 func newListsEnv(t *testing.T, o listsOptions) *listsEnv {
@@ -57,12 +58,12 @@ func newListsEnv(t *testing.T, o listsOptions) *listsEnv {
 		if mod != nil {
 			mod(&e)
 		}
-		if err := e.Normalize(); err != nil {
+		if err := e.Normalize(contact.Defaults{}); err != nil {
 			t.Fatal(err)
 		}
 		return e
 	}
-	if err := store.Apply(ctx, []contact.Event{
+	if _, err := store.Apply(ctx, []contact.Event{
 		ev("k1", "contact", "c1", now.Add(-2*time.Hour), func(e *contact.Event) { e.Channel = contact.Call; e.Agent = "a.jones" }),
 		ev("p1", "purchase", "c2", now.Add(-30*24*time.Hour), func(e *contact.Event) { e.Product = "fiber-500"; e.OrderID = "991" }),
 		ev("o1", "opt_out", "c3", now.Add(-24*time.Hour), nil),
@@ -77,10 +78,11 @@ func newListsEnv(t *testing.T, o listsOptions) *listsEnv {
 	if _, err := store.ReplaceSuppressions(ctx, "regulator", seqOf(dedupe.Suppression{Phone: "+4791234567", Reason: "national register", ExpiresAt: &until})); err != nil {
 		t.Fatal(err)
 	}
-	var checker httpapi.Checker = store
-	if o.checker != nil {
-		checker = o.checker
+	var facts check.Store = store
+	if o.store != nil {
+		facts = o.store
 	}
+	checker := check.New(check.Config{Store: facts, Policy: dedupe.DefaultPolicy, Now: func() time.Time { return now }})
 	lists := httpapi.ListsConfig{Suppressions: store, ScrubBatch: o.batch}
 	if o.noLists {
 		lists.Suppressions = nil

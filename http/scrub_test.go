@@ -16,6 +16,7 @@ import (
 
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/dedupe"
+	"github.com/outreach/outreach/dedupe/check"
 	httpapi "github.com/outreach/outreach/http"
 )
 
@@ -368,15 +369,15 @@ func TestScrubStoreDown(t *testing.T) {
 	}
 }
 
-// countingChecker counts the checks it passes to the store.
-type countingChecker struct {
-	httpapi.Checker
+// countingStore counts the reads of checks it passes to the store.
+type countingStore struct {
+	check.Store
 	checks atomic.Int64
 }
 
-func (c *countingChecker) Check(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Request) ([]dedupe.Result, error) {
+func (c *countingStore) Facts(ctx context.Context, lookups []contact.Lookup) []contact.Facts {
 	c.checks.Add(1)
-	return c.Checker.Check(ctx, p, reqs)
+	return c.Store.Facts(ctx, lookups)
 }
 
 // TestScrubClientGoesAway starts a scrub on a real HTTP server, streams part
@@ -384,9 +385,9 @@ func (c *countingChecker) Check(ctx context.Context, p *dedupe.Policy, reqs []de
 // reading, checking and writing, and its handler return.
 func TestScrubClientGoesAway(t *testing.T) {
 	t.Parallel()
-	counter := &countingChecker{}
-	env := newListsEnv(t, listsOptions{batch: 10, checker: counter})
-	counter.Checker = env.store
+	counter := &countingStore{}
+	env := newListsEnv(t, listsOptions{batch: 10, store: counter})
+	counter.Store = env.store
 	for _, tt := range []struct {
 		name      string
 		readFirst bool // read some of the answer before hanging up
@@ -547,13 +548,13 @@ func TestSampleFiles(t *testing.T) {
 	env := newListsEnv(t, listsOptions{})
 	at, _ := time.Parse(time.RFC3339, "2026-11-20T10:00:00Z") // 2h before now
 	e1 := contact.Event{ID: "ev-1", Type: "contact", CustomerID: "c42", At: at, Channel: "call", Agent: "a.jones", Team: "retention", Outcome: "voicemail"}
-	e2 := contact.Event{ID: "ev-2", Type: "purchase", CustomerID: "c42", At: at.Add(-24 * time.Hour), Product: "fiber-500", Price: new(39.0), Currency: "EUR"}
+	e2 := contact.Event{ID: "ev-2", Type: "purchase", CustomerID: "c42", At: at.Add(-24 * time.Hour), Product: "fiber-500", Price: &contact.Money{Minor: 3900, Currency: "EUR"}}
 	for _, e := range []*contact.Event{&e1, &e2} {
-		if err := e.Normalize(); err != nil {
+		if err := e.Normalize(contact.Defaults{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := env.store.Apply(context.Background(), []contact.Event{e1, e2}); err != nil {
+	if _, err := env.store.Apply(context.Background(), []contact.Event{e1, e2}); err != nil {
 		t.Fatal(err)
 	}
 	sup, err := os.ReadFile("../deployments/suppressions.sample.csv")

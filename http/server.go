@@ -18,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/outreach/outreach/contact"
-	"github.com/outreach/outreach/dedupe"
 )
 
 // TimelineReader reads customer timelines.
@@ -43,8 +42,10 @@ type Config struct {
 	Timelines TimelineReader
 	Producer  EventProducer
 	Checker   Checker
-	// Policy returns the policy in force; it may change between calls.
-	Policy func() *dedupe.Policy
+	// Defaults are the currency and phone region that events, list
+	// uploads and page requests are read with; they must be those of the
+	// Checker.
+	Defaults contact.Defaults
 	// Keys authenticates requests; nil serves every request as an admin's.
 	Keys     *Keys
 	Now      func() time.Time // default time.Now
@@ -76,10 +77,6 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
-	}
-	if cfg.Policy == nil {
-		p := dedupe.DefaultPolicy()
-		cfg.Policy = func() *dedupe.Policy { return p }
 	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

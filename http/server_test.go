@@ -28,13 +28,14 @@ func (m *memTimelines) Timeline(_ context.Context, id string, page contact.Page)
 		return nil, contact.State{}, m.err
 	}
 	var out []contact.Event
+	var st contact.State
 	for _, e := range m.events {
 		if e.CustomerID == id {
 			out = append(out, e)
+			st.Apply(&e, e.At, contact.Limits{})
 		}
 	}
-	h := contact.History{Contacts: out}
-	return out, h.State(), nil
+	return out, st, nil
 }
 
 // memProducer records what it is asked to produce.
@@ -161,25 +162,28 @@ func TestContacts(t *testing.T) {
 	}}
 	h := httpapi.New(httpapi.Config{Producer: &memProducer{}, Timelines: tl}).Handler()
 
-	rec, _ := do(t, h, "GET", "/v1/customers/c%201%2Fx/contacts?limit=2&before=2026-11-21T00:00:00Z", "", "")
+	cursor := contact.Cursor{At: time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC), ID: "e9"}
+	rec, _ := do(t, h, "GET", "/v1/customers/c%201%2Fx/contacts?limit=2&before="+cursor.String(), "", "")
 	if rec.Code != 200 {
 		t.Fatalf("status %d: %s", rec.Code, rec.Body)
 	}
 	var got struct {
 		CustomerID string          `json:"customer_id"`
 		Events     []contact.Event `json:"events"`
-		State      contact.State   `json:"state"`
-		Next       string          `json:"next"`
+		State      struct {
+			LastContacts map[contact.Channel]contact.Event `json:"last_contacts"`
+		} `json:"state"`
+		Next string `json:"next"`
 	}
 	json.Unmarshal(rec.Body.Bytes(), &got)
 	if got.CustomerID != "c 1/x" || len(got.Events) != 2 || got.State.LastContacts[contact.Call].ID != "e2" {
 		t.Errorf("body = %+v", got)
 	}
-	if tl.got.Limit != 2 || !tl.got.Before.Equal(time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)) {
-		t.Errorf("page = %+v, want limit 2 before 2026-11-21", tl.got)
+	if tl.got.Limit != 2 || tl.got.After != cursor {
+		t.Errorf("page = %+v, want limit 2 after %v", tl.got, cursor)
 	}
-	if got.Next == "" {
-		t.Errorf("a full page has no next cursor")
+	if next, err := contact.ParseCursor("next", got.Next); err != nil || next.ID != "e1" || !next.At.Equal(at) {
+		t.Errorf("next = %q (%v, %v), want the cursor of the last event e1", got.Next, next, err)
 	}
 
 	rec, _ = do(t, h, "GET", "/v1/customers/nobody/contacts", "", "")
@@ -195,6 +199,7 @@ func TestContacts(t *testing.T) {
 		{"/v1/customers/c1/contacts?limit=abc", "limit"},
 		{"/v1/customers/c1/contacts?limit=1001", "limit"},
 		{"/v1/customers/c1/contacts?before=noon", "before"},
+		{"/v1/customers/c1/contacts?before=2026-11-21T00:00:00Z", "before"},
 		{"/v1/customers/" + strings.Repeat("x", 129) + "/contacts", "customer_id"},
 		{"/v1/customers/%20/contacts", "customer_id"},
 	} {

@@ -106,7 +106,7 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 				return
 			}
 			res.Rows++
-			es, err := suppressionRow(sup, rec, cols, defReason)
+			es, err := suppressionRow(s.normalizePhone, rec, cols, defReason)
 			if err != nil {
 				yield(dedupe.Suppression{}, rowError(cr.line, err))
 				return
@@ -137,7 +137,7 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 
 // suppressionRow returns the entries of one row: one for its customer_id
 // and one for its phone, as it has them.
-func suppressionRow(sup Suppressions, rec []string, cols map[string]int, defReason string) ([]dedupe.Suppression, error) {
+func suppressionRow(normalizePhone func(string) (string, error), rec []string, cols map[string]int, defReason string) ([]dedupe.Suppression, error) {
 	get := func(col string) string {
 		if i, ok := cols[col]; ok {
 			return strings.TrimSpace(rec[i])
@@ -171,7 +171,7 @@ func suppressionRow(sup Suppressions, rec []string, cols map[string]int, defReas
 		out = append(out, byID)
 	}
 	if phone != "" {
-		p, err := sup.NormalizePhone(phone)
+		p, err := normalizePhone(phone)
 		if err != nil {
 			return nil, err
 		}
@@ -197,9 +197,10 @@ func parseExpiry(v string) (time.Time, error) {
 
 // entryKey reads the {entry} of DELETE /v1/suppressions/{list}/{entry}:
 // phone:NUMBER, customer:ID, or a bare customer id.
-func entryKey(entry string) (dedupe.Suppression, error) {
+func (s *Server) entryKey(entry string) (dedupe.Suppression, error) {
 	if v, ok := strings.CutPrefix(entry, "phone:"); ok {
-		return dedupe.Suppression{Phone: v}, nil
+		p, err := s.normalizePhone(v)
+		return dedupe.Suppression{Phone: p}, err
 	}
 	if v, ok := strings.CutPrefix(entry, "customer:"); ok {
 		return dedupe.Suppression{CustomerID: v}, nil
@@ -223,7 +224,7 @@ func (s *Server) deleteSuppression(c echo.Context) error {
 	if err != nil {
 		return contact.Invalid("entry", "is not a valid URL path segment")
 	}
-	key, err := entryKey(entry)
+	key, err := s.entryKey(entry)
 	if err != nil {
 		return err
 	}
@@ -265,10 +266,21 @@ func (s *Server) getSuppressions(c echo.Context) error {
 		}
 		return c.JSON(http.StatusOK, map[string]any{"list": list, "entries": n})
 	}
+	if phone != "" {
+		if phone, err = s.normalizePhone(phone); err != nil {
+			return err
+		}
+	}
 	e, err := sup.GetSuppression(ctx, list, dedupe.Suppression{CustomerID: id, Phone: phone})
 	if err != nil {
 		return err
 	}
 	expired := e.ExpiresAt != nil && !e.ExpiresAt.After(s.cfg.Now())
 	return c.JSON(http.StatusOK, suppressionEntry{Suppression: e, Expired: expired})
+}
+
+// normalizePhone reads a phone number into E.164 form; EInvalid (field
+// "phone") when it is not one.
+func (s *Server) normalizePhone(raw string) (string, error) {
+	return s.cfg.Defaults.NormalizePhone("phone", raw)
 }

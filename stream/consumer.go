@@ -16,9 +16,11 @@ import (
 )
 
 // Applier stores a batch of valid events. Applying the same events again
-// must be safe.
+// must be safe. It returns one error per event, nil or the reason the event
+// was refused (such as an EConflict for a reused id), and an error when it
+// could not apply the batch at all.
 type Applier interface {
-	Apply(ctx context.Context, events []contact.Event) error
+	Apply(ctx context.Context, events []contact.Event) ([]error, error)
 }
 
 // Headers set on dead-lettered messages, beside the original key and value.
@@ -29,6 +31,10 @@ const (
 	HeaderPartition = "x-outreach-partition" //
 	HeaderOffset    = "x-outreach-offset"    //
 )
+
+// ReasonIDConflict starts the dead-letter reason of an event whose id is
+// stored with other content.
+const ReasonIDConflict = "id_conflict"
 
 // ConsumerConfig configures a Consumer. Zero values take the defaults.
 type ConsumerConfig struct {
@@ -42,9 +48,18 @@ type ConsumerConfig struct {
 	// StopTimeout bounds how long a stopping consumer keeps trying to
 	// finish its batch in flight; default 10s.
 	StopTimeout time.Duration
-	Logger      *slog.Logger
-	Metrics     *Metrics
+	// Defaults are the currency and phone region events are read with.
+	Defaults contact.Defaults
+	// MaxFuture is how far an event's at may lie after the time of its
+	// message; one further ahead is dead-lettered, so that a wrong clock
+	// cannot block a customer for weeks. Default 5m.
+	MaxFuture time.Duration
+	Logger    *slog.Logger
+	Metrics   *Metrics
 }
+
+// DefaultMaxFuture is ConsumerConfig.MaxFuture's default.
+const DefaultMaxFuture = 5 * time.Minute
 
 // Consumer reads events from Kafka in a consumer group and applies them to
 // the store, at least once: offsets are committed only after the batch they
@@ -91,6 +106,9 @@ func NewConsumer(cfg ConsumerConfig, store Applier) (*Consumer, error) {
 	}
 	if cfg.StopTimeout <= 0 {
 		cfg.StopTimeout = 10 * time.Second
+	}
+	if cfg.MaxFuture <= 0 {
+		cfg.MaxFuture = DefaultMaxFuture
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -196,21 +214,33 @@ func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
 func (c *Consumer) process(ctx context.Context, batch []kafka.Message) {
 	start := time.Now()
 	events := make([]contact.Event, 0, len(batch))
+	from := make([]kafka.Message, 0, len(batch)) // the message of each event
 	var dead []kafka.Message
 	for _, m := range batch {
-		e, err := contact.Decode(m.Value)
+		e, err := c.decode(m)
 		if err != nil {
 			dead = append(dead, deadLetter(m, err))
 			continue
 		}
-		events = append(events, e)
+		events, from = append(events, e), append(from, m)
 	}
 
 	// Finish the batch even if ctx ends now, but not forever.
 	finish, cancel := stopAfter(ctx, c.cfg.StopTimeout)
 	defer cancel()
-	if !c.retry(finish, "apply", func(ctx context.Context) error { return c.store.Apply(ctx, events) }) {
+	var refused []error
+	if !c.retry(finish, "apply", func(ctx context.Context) (err error) {
+		refused, err = c.store.Apply(ctx, events)
+		return err
+	}) {
 		return
+	}
+	applied := len(events)
+	for i, err := range refused {
+		if err != nil {
+			dead = append(dead, deadLetter(from[i], err))
+			applied--
+		}
 	}
 	if len(dead) > 0 {
 		if !c.retry(finish, "dead_letter", func(ctx context.Context) error { return c.dlq.WriteMessages(ctx, dead...) }) {
@@ -228,12 +258,26 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) {
 		return
 	}
 	c.setFailing(nil)
-	c.metrics.Applied.Add(float64(len(events)))
+	c.metrics.Applied.Add(float64(applied))
 	c.metrics.DeadLettered.Add(float64(len(dead)))
 	c.metrics.BatchSeconds.Observe(time.Since(start).Seconds())
 	for _, m := range lastPerPartition(batch) {
 		c.metrics.Lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition)).Set(float64(max(0, m.HighWaterMark-m.Offset-1)))
 	}
+}
+
+// decode reads the event of m. An event dated more than MaxFuture after its
+// message was written is refused: its clock is wrong.
+func (c *Consumer) decode(m kafka.Message) (contact.Event, error) {
+	e, err := contact.Decode(m.Value, c.cfg.Defaults)
+	if err != nil {
+		return e, err
+	}
+	if !m.Time.IsZero() && e.At.Sub(m.Time) > c.cfg.MaxFuture {
+		return e, contact.Invalid("at", "is %s after the message was written, more than the %s allowed (OUTREACH_MAX_FUTURE): the producer's clock is wrong",
+			e.At.Sub(m.Time).Round(time.Second), c.cfg.MaxFuture)
+	}
+	return e, nil
 }
 
 // retry calls op until it succeeds or ctx is done, backing off from 50ms to
@@ -275,13 +319,17 @@ func (c *Consumer) close() {
 	}
 }
 
-// deadLetter turns a rejected message into its dead-letter copy.
+// deadLetter turns a rejected message into its dead-letter copy. A reused
+// event id has the reason "id_conflict: …".
 func deadLetter(m kafka.Message, err error) kafka.Message {
 	reason := err.Error()
 	var field string
 	var ce *contact.Error
 	if errors.As(err, &ce) {
 		field = ce.Field
+		if ce.Code == contact.EConflict {
+			reason = ReasonIDConflict + ": " + ce.Message
+		}
 	}
 	headers := append([]kafka.Header{}, m.Headers...)
 	headers = append(headers,

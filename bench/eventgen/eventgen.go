@@ -89,8 +89,7 @@ func (g *Generator) For(customerID string) contact.Event {
 	case p < pctContact+pctPurchase:
 		e.Type = contact.TypePurchase
 		e.Product = pick(g, products)
-		e.Price = new(float64(10 + g.rng.IntN(90)))
-		e.Currency = "EUR"
+		e.Price = &contact.Money{Minor: int64(1000 + 100*g.rng.IntN(90)), Currency: "EUR"}
 		e.OrderID = fmt.Sprintf("ord-%08d", g.rng.IntN(100_000_000))
 		if g.rng.IntN(2) == 0 {
 			e.Channel = contact.Call
@@ -110,7 +109,7 @@ func (g *Generator) For(customerID string) contact.Event {
 		e.Type = contact.TypeOptIn
 		g.optChannel(&e)
 	}
-	if err := e.Normalize(); err != nil {
+	if err := e.Normalize(contact.Defaults{}); err != nil {
 		panic("eventgen: generated an invalid event: " + err.Error())
 	}
 	return e
@@ -153,8 +152,7 @@ func (g *Generator) contact(e *contact.Event) {
 		expires := e.At.Add(14 * 24 * time.Hour)
 		e.Offer = &contact.Offer{
 			ID:        fmt.Sprintf("offer-%04d", g.rng.IntN(10_000)),
-			Price:     new(float64(5 + g.rng.IntN(60))),
-			Currency:  "EUR",
+			Price:     &contact.Money{Minor: int64(500 + 100*g.rng.IntN(60)), Currency: "EUR"},
 			ExpiresAt: &expires,
 		}
 	}

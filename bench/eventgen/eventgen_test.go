@@ -29,7 +29,7 @@ func TestEventsRoundTripThroughDecode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := contact.Decode(b)
+		got, err := contact.Decode(b, contact.Defaults{})
 		if err != nil {
 			t.Fatalf("Decode(%s): %v", b, err)
 		}

@@ -77,7 +77,7 @@ func TestEventsModePostsValidBatches(t *testing.T) {
 			return
 		}
 		for _, raw := range raws {
-			if _, err := contact.Decode(raw); err != nil {
+			if _, err := contact.Decode(raw, contact.Defaults{}); err != nil {
 				bad.Add(1)
 				w.WriteHeader(http.StatusBadRequest)
 				return

@@ -154,7 +154,7 @@ func seed(b *testing.B, s *redis.Store) {
 					batch = append(batch, gen.For(id))
 				}
 				if len(batch) >= 1000 {
-					if err := s.Apply(ctx, batch); err != nil {
+					if _, err := s.Apply(ctx, batch); err != nil {
 						errs <- err
 						return
 					}
@@ -162,7 +162,7 @@ func seed(b *testing.B, s *redis.Store) {
 					batch = batch[:0]
 				}
 			}
-			if err := s.Apply(ctx, batch); err != nil {
+			if _, err := s.Apply(ctx, batch); err != nil {
 				errs <- err
 			}
 			stored.Add(int64(len(batch)))

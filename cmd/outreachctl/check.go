@@ -22,8 +22,7 @@ import (
 type checkOptions struct {
 	channel, purpose, campaign, agent string
 	product, offerID, currency        string
-	price                             float64
-	phone, timezone, at               string
+	price, phone, timezone, at        string
 	claim, exitCode, json             bool
 }
 
@@ -62,7 +61,7 @@ func (a *app) checkCommand() *cobra.Command {
 	f.StringVar(&o.campaign, "campaign", "", "campaign, for its policy overrides")
 	f.StringVar(&o.agent, "agent", "", "who would make the contact")
 	f.StringVar(&o.product, "product", "", "product offered")
-	f.Float64Var(&o.price, "price", 0, "price offered")
+	f.StringVar(&o.price, "price", "", "price offered, such as 45.90")
 	f.StringVar(&o.currency, "currency", "", "currency of --price, ISO 4217 (EUR)")
 	f.StringVar(&o.offerID, "offer-id", "", "id of the offer")
 	f.StringVar(&o.phone, "phone", "", "the number to be called, for suppression lists keyed by number")
@@ -87,11 +86,8 @@ func (o *checkOptions) request(customer string, flags *pflag.FlagSet, now time.T
 		CustomerID: customer, Channel: contact.Channel(o.channel), Purpose: o.purpose, Campaign: o.campaign,
 		Agent: o.agent, Product: o.product, Phone: o.phone, Timezone: o.timezone, Claim: o.claim,
 	}
-	if flags.Changed("price") || o.currency != "" || o.offerID != "" {
-		req.Offer = &contact.Offer{ID: o.offerID, Currency: o.currency}
-		if flags.Changed("price") {
-			req.Offer.Price = &o.price
-		}
+	if o.price != "" || o.currency != "" || o.offerID != "" {
+		req.Offer = contact.NewOffer(o.offerID, o.price, o.currency)
 	}
 	if o.at != "" {
 		t, err := contact.ParseTime("at", o.at)
@@ -101,7 +97,12 @@ func (o *checkOptions) request(customer string, flags *pflag.FlagSet, now time.T
 		req.At = t
 	}
 	probe := *req
-	if err := probe.Normalize(now); err != nil {
+	if req.Offer != nil {
+		offer := *req.Offer
+		probe.Offer = &offer
+	}
+	// The server's default currency may differ; it reads the price again.
+	if err := probe.Normalize(now, contact.Defaults{}); err != nil {
 		var ce *contact.Error
 		if errors.As(err, &ce) {
 			name, ok := flagOfField[ce.Field]
@@ -232,7 +233,7 @@ func offerText(o *contact.Offer, now time.Time) string {
 		s += " " + cell(o.ID)
 	}
 	if o.Price != nil {
-		s += " at " + money(*o.Price, o.Currency)
+		s += " at " + money(o.Price)
 	}
 	if o.ExpiresAt != nil {
 		s += " valid until " + clock(*o.ExpiresAt, now)
@@ -240,13 +241,7 @@ func offerText(o *contact.Offer, now time.Time) string {
 	return s
 }
 
-func money(p float64, currency string) string {
-	s := strconv.FormatFloat(p, 'f', 2, 64)
-	if currency != "" {
-		s += " " + cell(currency)
-	}
-	return s
-}
+func money(p *contact.Money) string { return cell(p.String()) }
 
 // clock writes t in UTC with how far it is from now: "2026-11-23 12:00 UTC
 // (2h ago)", "2026-11-26 12:00 UTC (in 2d 22h)".

@@ -77,18 +77,28 @@ func TestCheck(t *testing.T) {
 		t.Errorf("--exit-code on a blocked decision: %v", r)
 	}
 	answer = allowed
-	r = runCtl(t, srv.env(), "", "check", "c42", "--channel", "call", "--claim", "--exit-code", "--at", in(time.Hour))
+	r = runCtl(t, srv.env(), "", "check", "c42", "--channel", "call", "--claim", "--exit-code")
 	if r.code != exitOK {
 		t.Errorf("--exit-code on an allowed decision: %v", r)
 	}
-	for _, s := range []string{"ALLOWED: c42 may be contacted by call at ", "(in 1h)", "claim: token tok-1, yours until", "(in 15m)"} {
+	for _, s := range []string{"ALLOWED: c42 may be contacted by call now", "claim: token tok-1, yours until", "(in 15m)"} {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("output does not say %q:\n%s", s, r.stdout)
 		}
 	}
-	last := srv.requests()[len(srv.requests())-1]
-	if !strings.Contains(string(last.body), `"claim":true`) || !strings.Contains(string(last.body), `"at":"`) {
-		t.Errorf("request of --claim --at = %s", last.body)
+	if last := srv.requests()[len(srv.requests())-1]; !strings.Contains(string(last.body), `"claim":true`) {
+		t.Errorf("request of --claim = %s", last.body)
+	}
+	// A planned check: no claim with it.
+	r = runCtl(t, srv.env(), "", "check", "c42", "--channel", "call", "--at", in(time.Hour))
+	if r.code != exitOK || !strings.Contains(r.stdout, "ALLOWED: c42 may be contacted by call at ") || !strings.Contains(r.stdout, "(in 1h)") {
+		t.Errorf("--at an hour ahead: %v", r)
+	}
+	if last := srv.requests()[len(srv.requests())-1]; !strings.Contains(string(last.body), `"at":"`) {
+		t.Errorf("request of --at = %s", last.body)
+	}
+	if r := runCtl(t, srv.env(), "", "check", "c42", "--channel", "call", "--claim", "--at", in(time.Hour)); r.code != exitUsage || !strings.Contains(r.stderr, "--at") {
+		t.Errorf("--claim with a planned --at: %v, want a usage error naming --at", r)
 	}
 
 	// --json prints the server's answer.

@@ -54,7 +54,7 @@ func (a *app) contactsCommand() *cobra.Command {
 type timeline struct {
 	CustomerID string          `json:"customer_id"`
 	Events     []contact.Event `json:"events"`
-	State      contact.State   `json:"state"`
+	State      stateView       `json:"state"`
 	Next       string          `json:"next"`
 }
 
@@ -157,7 +157,7 @@ func eventDetail(e *contact.Event) string {
 		}
 		add(e.Product)
 		if o := e.Offer; o != nil && o.Price != nil {
-			s := "offer " + money(*o.Price, o.Currency)
+			s := "offer " + money(o.Price)
 			if o.ExpiresAt != nil {
 				s += " until " + o.ExpiresAt.UTC().Format("2006-01-02")
 			}
@@ -169,7 +169,7 @@ func eventDetail(e *contact.Event) string {
 	case contact.TypePurchase:
 		add(e.Product)
 		if e.Price != nil {
-			add(money(*e.Price, e.Currency))
+			add(money(e.Price))
 		}
 		if e.OrderID != "" {
 			add("order " + e.OrderID)
@@ -186,7 +186,16 @@ func eventDetail(e *contact.Event) string {
 }
 
 // writeState prints the derived state, one line per fact.
-func writeState(w io.Writer, s *contact.State, now time.Time) {
+// stateView is the state of a customer as the API shows it.
+type stateView struct {
+	Products       map[string]contact.Event          `json:"products"`
+	OpenComplaints []contact.Event                   `json:"open_complaints"`
+	OptOuts        map[contact.Channel]contact.Event `json:"opt_outs"`
+	Offers         []contact.Event                   `json:"offers"`
+	LastContacts   map[contact.Channel]contact.Event `json:"last_contacts"`
+}
+
+func writeState(w io.Writer, s *stateView, now time.Time) {
 	fmt.Fprintln(w, "\nSTATE")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	line := func(title string, items []string) {
@@ -259,7 +268,7 @@ func writeState(w io.Writer, s *contact.State, now time.Time) {
 		if e.Offer == nil || e.Offer.Price == nil {
 			continue
 		}
-		it := cell(e.Product) + " at " + money(*e.Offer.Price, e.Offer.Currency)
+		it := cell(e.Product) + " at " + money(e.Offer.Price)
 		if e.Channel != "" {
 			it += " by " + string(e.Channel)
 		}

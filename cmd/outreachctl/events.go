@@ -147,7 +147,7 @@ func (s *sender) run(ctx context.Context, r *bufio.Reader, o *eventsOptions) err
 			s.invalid(num, fmt.Errorf("longer than %d bytes", maxLineBytes))
 		case len(line) == 0:
 		default:
-			if _, err := contact.Decode(line); err != nil {
+			if _, err := contact.Decode(line, contact.Defaults{}); err != nil {
 				s.invalid(num, err)
 				break
 			}

@@ -36,7 +36,7 @@ func eventsServer(t *testing.T, fault func(w http.ResponseWriter, ids []string) 
 		}
 		var ids []string
 		for i, raw := range raws {
-			e, err := contact.Decode(raw)
+			e, err := contact.Decode(raw, contact.Defaults{})
 			if err != nil {
 				writeJSONResponse(w, 400, fmt.Sprintf(`{"error":{"code":"invalid","message":%q,"index":%d}}`, err.Error(), i))
 				return

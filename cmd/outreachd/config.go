@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/outreach/outreach/contact/redis"
+	"github.com/outreach/outreach/contact"
+	"github.com/outreach/outreach/contact/phone"
 	"github.com/outreach/outreach/dedupe"
 )
 
@@ -40,6 +41,8 @@ type Config struct {
 	PolicyFile        string // empty: the built-in policy
 	PolicyPresets     string // directory of what-if policies for list scrubs; empty: none
 	DefaultRegion     string // region of phone numbers written without a country code
+	DefaultCurrency   string // currency of prices written without one
+	MaxFuture         time.Duration
 	KeysFile          string // empty: no API keys
 	Auth              bool   // false only when OUTREACH_AUTH=off
 }
@@ -122,11 +125,11 @@ func settings() []setting {
 			c.BatchWait, err = positiveDuration(v)
 			return err
 		}},
-		{"OUTREACH_RETENTION", "retention", "400d", "age limit of timeline entries (units: ms, s, m, h, d)", func(c *Config, v string) (err error) {
+		{"OUTREACH_RETENTION", "retention", "400d", "age limit of the history agents see (units: ms, s, m, h, d); opt-outs and open complaints are kept however old", func(c *Config, v string) (err error) {
 			c.Retention, err = positiveDuration(v)
 			return err
 		}},
-		{"OUTREACH_MAX_EVENTS", "max-events", "1000", "count limit of stored events per customer and kind", func(c *Config, v string) (err error) {
+		{"OUTREACH_MAX_EVENTS", "max-events", "1000", "count limit of stored events per customer (the history agents see; binding facts are kept apart)", func(c *Config, v string) (err error) {
 			c.MaxEvents, err = positiveInt(v)
 			return err
 		}},
@@ -142,9 +145,17 @@ func settings() []setting {
 			c.PolicyPresets = v
 			return nil
 		}},
-		{"OUTREACH_DEFAULT_REGION", "default-region", redis.DefaultRegion, "region (ISO 3166 code) of phone numbers written without a country code", func(c *Config, v string) error {
+		{"OUTREACH_DEFAULT_REGION", "default-region", phone.DefaultRegion, "region (ISO 3166 code) of phone numbers written without a country code", func(c *Config, v string) error {
 			c.DefaultRegion = v
-			return redis.ValidRegion(v)
+			return phone.ValidRegion(v)
+		}},
+		{"OUTREACH_DEFAULT_CURRENCY", "default-currency", contact.DefaultCurrency, "ISO 4217 currency of prices written without one, in events, checks and scrubs", func(c *Config, v string) error {
+			c.DefaultCurrency = v
+			return contact.ValidCurrency("", v)
+		}},
+		{"OUTREACH_MAX_FUTURE", "max-future", "5m", "how far an event's at may lie after the time its Kafka message was written; one further ahead is dead-lettered", func(c *Config, v string) (err error) {
+			c.MaxFuture, err = positiveDuration(v)
+			return err
 		}},
 		{"OUTREACH_API_KEYS_FILE", "api-keys-file", "", "API keys file, one `ROLE SHA256HEX` per line; required with real Redis or Kafka unless OUTREACH_AUTH=off", func(c *Config, v string) error {
 			c.KeysFile = v

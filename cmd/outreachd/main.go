@@ -31,8 +31,11 @@ import (
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/outreach/outreach/contact"
+	"github.com/outreach/outreach/contact/phone"
 	"github.com/outreach/outreach/contact/redis"
 	"github.com/outreach/outreach/dedupe"
+	"github.com/outreach/outreach/dedupe/check"
 	httpapi "github.com/outreach/outreach/http"
 	"github.com/outreach/outreach/stream"
 )
@@ -133,9 +136,14 @@ func (m *Main) Run(ctx context.Context) error {
 		DialTimeout: 2 * time.Second, ReadTimeout: time.Second, WriteTimeout: time.Second, MaxRetries: 1,
 	})
 	m.closers = append(m.closers, func() error { m.close("redis", m.rdb.Close); return nil })
+	phones, err := phone.NewParser(cfg.DefaultRegion)
+	if err != nil {
+		return fmt.Errorf("OUTREACH_DEFAULT_REGION: %w", err)
+	}
+	defaults := contact.Defaults{Currency: cfg.DefaultCurrency, Phones: phones}
 	store := redis.New(m.rdb, redis.Options{
 		Prefix: cfg.RedisPrefix, Retention: cfg.Retention, MaxEvents: cfg.MaxEvents, Logger: m.Logger,
-		Region: cfg.DefaultRegion,
+		Limits: func() contact.Limits { return m.policy.Load().Limits() },
 	})
 	if err := store.LoadScripts(ctx); err != nil {
 		m.Logger.Warn("redis scripts not loaded; they load on first use", "error", err)
@@ -169,7 +177,7 @@ func (m *Main) Run(ctx context.Context) error {
 	consumer, err := stream.NewConsumer(stream.ConsumerConfig{
 		Brokers: brokers, Topics: cfg.KafkaTopics, Group: cfg.KafkaGroup, DLQTopic: cfg.DLQTopic,
 		BatchSize: cfg.BatchSize, BatchWait: cfg.BatchWait, StopTimeout: cfg.ShutdownTimeout,
-		Logger: m.Logger, Metrics: stream.NewMetrics(reg),
+		Defaults: defaults, MaxFuture: cfg.MaxFuture, Logger: m.Logger, Metrics: stream.NewMetrics(reg),
 	}, store)
 	if err != nil {
 		return err
@@ -177,11 +185,14 @@ func (m *Main) Run(ctx context.Context) error {
 	m.producer = stream.NewProducer(brokers, cfg.KafkaTopics[0])
 	m.closers = append(m.closers, func() error { m.close("producer", m.producer.Close); return nil })
 
+	checks := check.New(check.Config{
+		Store: store, Policy: m.policy.Load, Defaults: defaults, Logger: m.Logger, Metrics: check.NewMetrics(reg),
+	})
 	api := httpapi.New(httpapi.Config{
 		Timelines: store,
 		Producer:  m.producer,
-		Checker:   store,
-		Policy:    m.policy.Load,
+		Checker:   checks,
+		Defaults:  defaults,
 		Keys:      keys,
 		Ready: []httpapi.Check{
 			{Name: "redis", Check: store.Ping},

@@ -209,7 +209,7 @@ func TestCrashAndReplay(t *testing.T) {
 	stored := func() int64 {
 		var n int64
 		for c := range customers {
-			n += r.Client.ZCard(context.Background(), fmt.Sprintf("%s{c:cust-%d}:c", r.Prefix, c)).Val()
+			n += r.Client.ZCard(context.Background(), fmt.Sprintf("%s{c:cust-%d}:h", r.Prefix, c)).Val()
 		}
 		return n
 	}

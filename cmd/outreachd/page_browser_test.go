@@ -274,9 +274,9 @@ func emulateAgent(t *testing.T, ctx context.Context) *time.Location {
 	return loc
 }
 
-// check fills "Can I call now?", submits it and returns the verdict's
+// askCheck fills "Can I call now?", submits it and returns the verdict's
 // allowed flag and reason codes.
-func check(t *testing.T, ctx context.Context, channel, purpose, product, price string) (bool, []string) {
+func askCheck(t *testing.T, ctx context.Context, channel, purpose, product, price string) (bool, []string) {
 	t.Helper()
 	fields, err := json.Marshal(map[string]string{"check-channel": channel, "check-purpose": purpose, "check-product": product, "check-price": price})
 	if err != nil {
@@ -364,7 +364,7 @@ func TestAgentPageInBrowser(t *testing.T) {
 	wantText(t, ctx, ".timeline > li:first-child .rel", "3 hours ago")
 
 	// 4. "Can I call now?" shows every reason.
-	allowed, codes := check(t, ctx, "call", "sales", "fiber-1000", "49")
+	allowed, codes := askCheck(t, ctx, "call", "sales", "fiber-1000", "49")
 	if allowed || !slices.Equal(codes, []string{"open_complaint", "recent_contact", "better_offer"}) {
 		t.Errorf("sales call: allowed=%v reasons %v, want blocked by open_complaint, recent_contact, better_offer", allowed, codes)
 	}
@@ -378,7 +378,7 @@ func TestAgentPageInBrowser(t *testing.T) {
 	}
 	screenshot(t, ctx, "agent-page-1280-full", true)
 
-	allowed, codes = check(t, ctx, "call", "recovery", "", "")
+	allowed, codes = askCheck(t, ctx, "call", "recovery", "", "")
 	if !allowed || !slices.Equal(codes, []string{"open_complaint"}) {
 		t.Errorf("recovery call: allowed=%v reasons %v, want allowed with the open_complaint warning", allowed, codes)
 	}
@@ -394,7 +394,7 @@ func TestAgentPageInBrowser(t *testing.T) {
 	do(t, ctx, chromedp.Click(chromedp.CSS("button[data-action=refresh]")))
 	waitFor(t, ctx, "the claim", `document.querySelector('[data-testid=claim]')`)
 	wantText(t, ctx, "[data-testid=claim]", "r.haddad is calling this customer now", "recovery")
-	allowed, codes = check(t, ctx, "email", "service", "", "")
+	allowed, codes = askCheck(t, ctx, "email", "service", "", "")
 	if allowed || !slices.Equal(codes, []string{"claimed", "open_complaint"}) {
 		t.Errorf("email during a claim: allowed=%v reasons %v, want blocked by claimed", allowed, codes)
 	}
@@ -487,7 +487,7 @@ func TestAgentPageWithAuthInBrowser(t *testing.T) {
 	if !eval[bool](t, ctx, `document.querySelector('#auth').hidden`) {
 		t.Errorf("the key prompt stays after a good key")
 	}
-	allowed, codes := check(t, ctx, "call", "sales", "", "")
+	allowed, codes := askCheck(t, ctx, "call", "sales", "", "")
 	if allowed || !slices.Contains(codes, "open_complaint") {
 		t.Errorf("check with the agent key: allowed=%v reasons %v", allowed, codes)
 	}

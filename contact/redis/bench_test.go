@@ -29,20 +29,11 @@ const (
 	benchSpan       = 90 * 24 * time.Hour // how far back events go
 )
 
-var benchKinds = []string{"c", "p", "x", "o", "f"}
+var benchKinds = []string{"h", "i", "s", "r", "f"}
 
-// benchKey is the key the store writes e to first, for the raw baseline.
+// benchKey is the key the store writes e's history to, for the raw baseline.
 func benchKey(prefix string, e *contact.Event) string {
-	kind := "c"
-	switch e.Type {
-	case contact.TypePurchase:
-		kind = "p"
-	case contact.TypeComplaint:
-		kind = "x"
-	case contact.TypeOptOut, contact.TypeOptIn:
-		kind = "o"
-	}
-	return prefix + "{c:" + e.CustomerID + "}:" + kind
+	return prefix + "{c:" + e.CustomerID + "}:h"
 }
 
 // benchDeleteCustomers deletes every key of the generator's customers.
@@ -121,7 +112,7 @@ func BenchmarkApply(b *testing.B) {
 		src := newApplySource(r)
 		for b.Loop() {
 			batch := src.next(b)
-			if err := s.Apply(ctx, batch.events); err != nil {
+			if _, err := s.Apply(ctx, batch.events); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -175,7 +166,7 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 				jsonBytes += int64(len(m))
 				batch = append(batch, e)
 				if len(batch) == benchBatchSize {
-					if err := s.Apply(ctx, batch); err != nil {
+					if _, err := s.Apply(ctx, batch); err != nil {
 						b.Fatal(err)
 					}
 					n += len(batch)
@@ -184,14 +175,14 @@ func BenchmarkMemoryPerEvent(b *testing.B) {
 				}
 			}
 		}
-		if err := s.Apply(ctx, batch); err != nil {
+		if _, err := s.Apply(ctx, batch); err != nil {
 			b.Fatal(err)
 		}
 		n += len(batch)
 		events += int64(n)
 		usedBytes += benchUsedMemory(b, r.Client) - before
 		usageBytes += benchMemoryUsage(b, r, customers)
-		enc, _ := r.Client.ObjectEncoding(ctx, r.Prefix+"{c:"+eventgen.CustomerID(0)+"}:c").Result()
+		enc, _ := r.Client.ObjectEncoding(ctx, r.Prefix+"{c:"+eventgen.CustomerID(0)+"}:h").Result()
 		b.Logf("contacts sorted set encoding: %s", enc)
 		benchDeleteCustomers(b, r, customers)
 	}
@@ -253,7 +244,7 @@ func benchReadCustomer(b *testing.B, s *redis.Store) string {
 	for i := range events {
 		events[i] = gen.For(id)
 	}
-	if err := s.Apply(context.Background(), events); err != nil {
+	if _, err := s.Apply(context.Background(), events); err != nil {
 		b.Fatal(err)
 	}
 	return id
@@ -301,11 +292,10 @@ func BenchmarkTimeline(b *testing.B) {
 	b.Run("baseline-raw-zrange", func(b *testing.B) { benchRawRead(b, r, id) })
 }
 
-// BenchmarkHistory reads everything a pre-dial decision needs about a
-// customer with 200 events, with no window (everything retained, the most a
-// decision reads), from parallel goroutines. Its baseline,
-// baseline-raw-zrange, reads all 200 members raw in one pipeline.
-func BenchmarkHistory(b *testing.B) {
+// BenchmarkFacts reads everything a pre-dial decision needs about a customer
+// with 200 events, from parallel goroutines. Its baseline,
+// baseline-raw-zrange, reads all the customer's keys raw in one pipeline.
+func BenchmarkFacts(b *testing.B) {
 	r := testenv.NewRedis(b)
 	s := redis.New(r.Client, redis.Options{Prefix: r.Prefix})
 	id := benchReadCustomer(b, s)
@@ -313,9 +303,9 @@ func BenchmarkHistory(b *testing.B) {
 	b.Run("store", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				h, err := s.History(ctx, id, time.Now(), redis.Window{})
-				if err != nil || len(h.Contacts) == 0 {
-					b.Errorf("History: %d contacts, %v", len(h.Contacts), err)
+				f := s.Facts(ctx, []contact.Lookup{{CustomerID: id}})
+				if f[0].Err != nil || len(f[0].State.LastContacts) == 0 {
+					b.Errorf("Facts: %+v", f[0])
 					return
 				}
 			}

@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"pgregory.net/rapid"
+
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/contact/redis"
+	"github.com/outreach/outreach/internal/contacttest"
 	"github.com/outreach/outreach/internal/testenv"
 )
 
@@ -38,16 +41,24 @@ func ev(id, typ, customer string, at time.Time, mod ...func(*contact.Event)) con
 	for _, m := range mod {
 		m(&e)
 	}
-	if err := e.Normalize(); err != nil {
+	if err := e.Normalize(contact.Defaults{}); err != nil {
 		panic(err)
 	}
 	return e
 }
 
+func eur(units int64) *contact.Money { return &contact.Money{Minor: units * 100, Currency: "EUR"} }
+
 func apply(tb testing.TB, s *redis.Store, events ...contact.Event) {
 	tb.Helper()
-	if err := s.Apply(context.Background(), events); err != nil {
+	errs, err := s.Apply(context.Background(), events)
+	if err != nil {
 		tb.Fatalf("Apply: %v", err)
+	}
+	for i, err := range errs {
+		if err != nil {
+			tb.Fatalf("Apply refused event %d: %v", i, err)
+		}
 	}
 }
 
@@ -75,19 +86,20 @@ func TestApplyTwiceStoresOnce(t *testing.T) {
 	t.Parallel()
 	s, r := newStore(t, redis.Options{})
 	e := ev("e1", "contact", "c1", t0.Add(-time.Hour), func(e *contact.Event) {
-		e.Offer = &contact.Offer{ID: "o1", Price: new(49.0)}
+		e.Product = "fiber-500"
+		e.Offer = &contact.Offer{ID: "o1", Price: eur(49)}
 	})
 	apply(t, s, e)
 	apply(t, s, e, e)
-	// Redelivered JSON decodes to the same canonical event.
-	raw := []byte(`{"id":"e1","type":"contact","customer_id":"c1","at":"2026-11-20T10:00:00+01:00","channel":"call","offer":{"id":"o1","price":49},"extra":"ignored"}`)
-	again, err := contact.Decode(raw)
+	// Redelivered JSON decodes to the same event.
+	raw := []byte(`{"id":"e1","type":"contact","customer_id":"c1","at":"2026-11-20T10:00:00+01:00","channel":"call","product":"fiber-500","offer":{"id":"o1","price":49.00},"extra":"ignored"}`)
+	again, err := contact.Decode(raw, contact.Defaults{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	apply(t, s, again)
 
-	for _, kind := range []string{"c", "f"} {
+	for _, kind := range []string{"h", "f", "r"} {
 		n, err := r.Client.ZCard(context.Background(), r.Prefix+"{c:c1}:"+kind).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -116,7 +128,7 @@ func TestTimelineOrderedWhateverTheArrival(t *testing.T) {
 	if got, want := ids(events), "e4,e3"; got != want {
 		t.Errorf("timeline limit 2 = %s, want %s", got, want)
 	}
-	page, _, err := s.Timeline(context.Background(), "c1", contact.Page{Limit: 2, Before: events[1].At})
+	page, _, err := s.Timeline(context.Background(), "c1", contact.Page{Limit: 2, After: contact.CursorOf(&events[1])})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +141,7 @@ func TestUnknownCustomerIsEmpty(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, redis.Options{})
 	events, state := timeline(t, s, "nobody", 50)
-	if len(events) != 0 || len(state.Products) != 0 || len(state.OpenComplaints) != 0 {
+	if len(events) != 0 || !state.Empty() {
 		t.Errorf("unknown customer: events %v state %+v, want empty", events, state)
 	}
 }
@@ -152,7 +164,7 @@ func TestRetentionByCount(t *testing.T) {
 		batch = append(batch, ev(fmt.Sprintf("e%02d", i), "contact", "c1", t0.Add(-time.Duration(12-i)*time.Minute)))
 	}
 	apply(t, s, batch...)
-	n, _ := r.Client.ZCard(context.Background(), r.Prefix+"{c:c1}:c").Result()
+	n, _ := r.Client.ZCard(context.Background(), r.Prefix+"{c:c1}:h").Result()
 	if n != 5 {
 		t.Errorf("kept %d contacts, want 5", n)
 	}
@@ -162,89 +174,180 @@ func TestRetentionByCount(t *testing.T) {
 	}
 }
 
-func TestRetentionByAge(t *testing.T) {
+func TestRetentionByAgeKeepsBindingFacts(t *testing.T) {
 	t.Parallel()
 	s, r := newStore(t, redis.Options{Retention: 24 * time.Hour})
 	apply(t, s,
 		ev("old", "contact", "c1", t0.Add(-48*time.Hour)),
 		ev("new", "contact", "c1", t0.Add(-time.Hour)),
 		ev("oldopt", "opt_out", "c1", t0.Add(-72*time.Hour)),
+		ev("oldcase", "complaint", "c1", t0.Add(-420*24*time.Hour)),
 	)
 	events, state := timeline(t, s, "c1", 50)
-	if got, want := ids(events), "new,oldopt"; got != want {
-		t.Errorf("timeline = %s, want %s (old contact trimmed, opt-out kept)", got, want)
+	if got, want := ids(events), "new"; got != want {
+		t.Errorf("timeline = %s, want %s (older entries trimmed from the history)", got, want)
 	}
-	if _, ok := state.OptOuts[contact.Call]; !ok {
-		t.Errorf("opt-out older than retention no longer in force: %+v", state.OptOuts)
+	if _, ok := state.OptOutInForce(contact.Call); !ok {
+		t.Errorf("opt-out older than retention no longer in force: %+v", state.Consent)
+	}
+	if got := ids(state.OpenComplaints()); got != "oldcase" {
+		t.Errorf("open complaints = %q, want the 420-day-old case", got)
 	}
 	ctx := context.Background()
-	ttl, _ := r.Client.PTTL(ctx, r.Prefix+"{c:c1}:c").Result()
+	ttl, _ := r.Client.PTTL(ctx, r.Prefix+"{c:c1}:h").Result()
 	if ttl <= 23*time.Hour || ttl > 24*time.Hour {
-		t.Errorf("contacts TTL = %v, want about 24h", ttl)
+		t.Errorf("history TTL = %v, want about 24h", ttl)
 	}
-	if ttl, _ := r.Client.PTTL(ctx, r.Prefix+"{c:c1}:o").Result(); ttl >= 0 {
-		t.Errorf("opt records TTL = %v, want none", ttl)
+	if ttl, _ := r.Client.PTTL(ctx, r.Prefix+"{c:c1}:s").Result(); ttl >= 0 {
+		t.Errorf("state with binding facts has TTL %v, want none", ttl)
+	}
+	// Once the case is resolved and the customer opts in, nothing binds:
+	// the state expires like the history.
+	apply(t, s, ev("fix", "complaint", "c1", t0.Add(-time.Minute), func(e *contact.Event) { e.CaseID = "case-1"; e.Status = "resolved" }),
+		ev("in", "opt_in", "c1", t0.Add(-time.Minute)))
+	if ttl, _ := r.Client.PTTL(ctx, r.Prefix+"{c:c1}:s").Result(); ttl <= 23*time.Hour {
+		t.Errorf("state without binding facts has TTL %v, want about 24h", ttl)
 	}
 }
 
-func TestStateDerivedFromHistory(t *testing.T) {
+func TestStateFromTheStore(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, redis.Options{})
 	apply(t, s,
-		ev("p1", "purchase", "c1", t0.Add(-100*time.Hour)),
+		ev("p1", "purchase", "c1", t0.Add(-100*time.Hour), func(e *contact.Event) { e.Price = eur(39) }),
 		ev("x1", "complaint", "c1", t0.Add(-50*time.Hour), func(e *contact.Event) { e.Owner = "b.smith" }),
 		ev("x2", "complaint", "c1", t0.Add(-40*time.Hour), func(e *contact.Event) { e.CaseID = "case-2" }),
 		ev("x3", "complaint", "c1", t0.Add(-30*time.Hour), func(e *contact.Event) { e.CaseID = "case-2"; e.Status = "resolved" }),
 		ev("o1", "opt_out", "c1", t0.Add(-20*time.Hour), func(e *contact.Event) { e.Channel = contact.Call }),
 		ev("k1", "contact", "c1", t0.Add(-10*time.Hour), func(e *contact.Event) {
 			e.Agent = "a.jones"
-			e.Offer = &contact.Offer{Price: new(39.0)}
+			e.Product = "fiber-500"
+			e.Offer = &contact.Offer{Price: eur(39)}
 		}),
 		ev("k2", "contact", "c1", t0.Add(-5*time.Hour), func(e *contact.Event) { e.Channel = contact.Email }),
 		ev("k3", "contact", "c1", t0.Add(-1*time.Hour), func(e *contact.Event) { e.Direction = contact.Inbound }),
+		ev("z1", "profile", "c1", t0.Add(-1*time.Hour), func(e *contact.Event) { e.Timezone = "Europe/Oslo"; e.Phones = []string{"+4791555501"} }),
 	)
 	_, st := timeline(t, s, "c1", 50)
-	if got := st.Products["fiber-500"].ID; got != "p1" {
-		t.Errorf("products[fiber-500] = %q, want p1", got)
+	if got := st.Purchases["fiber-500"]; got.ID != "p1" || *got.Price != *eur(39) {
+		t.Errorf("purchases[fiber-500] = %+v, want p1 at 39 EUR", got)
 	}
-	if got := ids(st.OpenComplaints); got != "x1" {
+	if got := ids(st.OpenComplaints()); got != "x1" || st.OpenComplaints()[0].Owner != "b.smith" {
 		t.Errorf("open complaints = %s, want x1", got)
 	}
-	if got := st.OptOuts[contact.Call].ID; got != "o1" {
-		t.Errorf("opt-out for call = %q, want o1", got)
+	if got, _ := st.OptOutInForce(contact.Call); got.ID != "o1" {
+		t.Errorf("opt-out for call = %q, want o1", got.ID)
 	}
-	if _, ok := st.OptOuts[contact.Email]; ok {
+	if _, ok := st.OptOutInForce(contact.Email); ok {
 		t.Errorf("email opted out, want only call")
 	}
-	if got := ids(st.Offers); got != "k1" {
-		t.Errorf("offers = %s, want k1", got)
+	if got := ids(st.Offers); got != "k1" || *st.Offers[0].Offer.Price != *eur(39) || !st.Offers[0].At.Equal(t0.Add(-10*time.Hour)) {
+		t.Errorf("offers = %+v, want k1", st.Offers)
 	}
-	if got := st.LastContacts[contact.Call].ID; got != "k1" {
-		t.Errorf("last call = %q, want k1 (k3 is inbound)", got)
+	if got := st.LastContacts[contact.Call]; got.ID != "k1" || got.Agent != "a.jones" {
+		t.Errorf("last call = %+v, want k1 (k3 is inbound)", got)
 	}
 	if got := st.LastContacts[contact.Email].ID; got != "k2" {
 		t.Errorf("last email = %q, want k2", got)
 	}
+	if len(st.Recent) != 2 || st.Recent[0].ID != "k2" || st.Recent[1].ID != "k1" {
+		t.Errorf("recent outbound contacts = %+v, want k2, k1", st.Recent)
+	}
+	if p := st.Profile; p == nil || p.Timezone != "Europe/Oslo" || len(p.Phones) != 1 {
+		t.Errorf("profile = %+v", p)
+	}
 }
 
-func TestHistoryWindows(t *testing.T) {
+// TestPagingKeepsTies: five events of one instant, paged by two, are all
+// shown, once each.
+func TestPagingKeepsTies(t *testing.T) {
 	t.Parallel()
 	s, _ := newStore(t, redis.Options{})
-	apply(t, s,
-		ev("k-old", "contact", "c1", t0.Add(-10*24*time.Hour)),
-		ev("k-new", "contact", "c1", t0.Add(-time.Hour)),
-		ev("p-old", "purchase", "c1", t0.Add(-300*24*time.Hour)),
-	)
-	h, err := s.History(context.Background(), "c1", t0, redis.Window{Contacts: 7 * 24 * time.Hour, Purchases: 100 * 24 * time.Hour})
+	var batch []contact.Event
+	for _, id := range []string{"a", "b", "c", "d", "e"} {
+		batch = append(batch, ev(id, "contact", "c1", t0.Add(-time.Hour)))
+	}
+	batch = append(batch, ev("older", "contact", "c1", t0.Add(-2*time.Hour)), ev("newer", "contact", "c1", t0.Add(-time.Minute)))
+	apply(t, s, batch...)
+	var all []contact.Event
+	page := contact.Page{Limit: 2}
+	for range 10 {
+		events, _, err := s.Timeline(context.Background(), "c1", page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, events...)
+		if len(events) < page.Limit {
+			break
+		}
+		// The cursor travels as the client sees it.
+		cur, err := contact.ParseCursor("before", contact.CursorOf(&events[len(events)-1]).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		page.After = cur
+	}
+	if got, want := ids(all), "newer,e,d,c,b,a,older"; got != want {
+		t.Errorf("pages = %s, want %s", got, want)
+	}
+}
+
+// TestReusedIDIsAConflict: an event whose id is stored with other content is
+// refused and the first version stands; an identical redelivery is not.
+func TestReusedIDIsAConflict(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, redis.Options{})
+	first := ev("e1", "contact", "c1", t0.Add(-time.Hour), func(e *contact.Event) { e.Channel = contact.Email })
+	apply(t, s, first)
+	other := ev("e1", "contact", "c1", t0.Add(-time.Hour), func(e *contact.Event) { e.Channel = contact.Call })
+	errs, err := s.Apply(context.Background(), []contact.Event{first, other, first})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ids(h.Contacts); got != "k-new" {
-		t.Errorf("contacts in 7d = %s, want k-new", got)
+	if errs[0] != nil || errs[2] != nil || contact.ErrorCode(errs[1]) != contact.EConflict {
+		t.Fatalf("Apply = %v, want only the second refused as a conflict", errs)
 	}
-	if len(h.Purchases) != 0 {
-		t.Errorf("purchases in 100d = %s, want none", ids(h.Purchases))
+	events, st := timeline(t, s, "c1", 50)
+	if len(events) != 1 || events[0].Channel != contact.Email {
+		t.Errorf("timeline = %+v, want the first version only", events)
 	}
+	if _, ok := st.LastContacts[contact.Call]; ok {
+		t.Error("the refused call reached the state")
+	}
+}
+
+// TestStoreMatchesTheModel: the store's scripts merge events into the same
+// state as contact.State.Apply, whatever the order and the redeliveries.
+func TestStoreMatchesTheModel(t *testing.T) {
+	t.Parallel()
+	r := testenv.NewRedis(t)
+	n := 0
+	rapid.Check(t, func(rt *rapid.T) {
+		n++
+		events := contacttest.GenHistory(rt)
+		if len(events) == 0 {
+			return
+		}
+		order := rapid.Permutation(events).Draw(rt, "order")
+		order = append(order, rapid.SliceOfN(rapid.SampledFrom(append(events, events[0])), 0, 5).Draw(rt, "again")...)
+		s := redis.New(r.Client, redis.Options{Prefix: fmt.Sprintf("%sm%d:", r.Prefix, n), Now: func() time.Time { return contacttest.T0 }})
+		var want contact.State
+		for i := range events {
+			want.Apply(&events[i], contacttest.T0, contact.Limits{})
+		}
+		for _, e := range order {
+			if _, err := s.Apply(context.Background(), []contact.Event{e}); err != nil {
+				rt.Fatal(err)
+			}
+		}
+		_, got, err := s.Timeline(context.Background(), "c1", contact.Page{Limit: 1})
+		if err != nil {
+			rt.Fatal(err)
+		}
+		if g, w := contacttest.Describe(got), contacttest.Describe(want); g != w {
+			rt.Fatalf("store state differs from the model:\n got %s\nwant %s", g, w)
+		}
+	})
 }
 
 func TestRedisDownIsUnavailable(t *testing.T) {
@@ -256,8 +359,9 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	s := redis.New(r.Client, redis.Options{Prefix: r.Prefix})
 	r.Mini.Close()
 	ctx := context.Background()
+	_, applyErr := s.Apply(ctx, []contact.Event{ev("e1", "contact", "c1", t0)})
 	for name, err := range map[string]error{
-		"apply":    s.Apply(ctx, []contact.Event{ev("e1", "contact", "c1", t0)}),
+		"apply":    applyErr,
 		"timeline": func() error { _, _, err := s.Timeline(ctx, "c1", contact.Page{Limit: 5}); return err }(),
 		"ping":     s.Ping(ctx),
 	} {

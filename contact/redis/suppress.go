@@ -6,7 +6,7 @@ package redis
 // find every entry naming a customer or a number in one round trip, so
 // entries are kept by member, not by list:
 //
-//	PREFIX{c:ID}:dnc       hash: "LIST:GEN" → the entry's JSON (dedupe.Suppression)
+//	PREFIX{c:ID}:dnc       hash: "LIST:GEN" → the entry's JSON (contact.Suppression)
 //	PREFIX{p:E164}:dnc     hash: the same, for a phone number
 //	PREFIX{dnc}:lists      hash: LIST → the generation in force
 //	PREFIX{l:LIST}:meta    hash: next → the last generation handed out;
@@ -40,20 +40,14 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/ttacon/libphonenumber"
 
 	"github.com/outreach/outreach/contact"
-	"github.com/outreach/outreach/dedupe"
+	"github.com/outreach/outreach/contact/phone"
 )
-
-// DefaultRegion is the region of phone numbers written without a country
-// code, unless Options.Region says otherwise.
-const DefaultRegion = "NO"
 
 const (
 	// suppressBatch is how many entries one pipeline of a load writes.
@@ -68,7 +62,6 @@ const (
 	// cleanupTimeout bounds the deletion of an old or failed generation,
 	// which goes on after the request that caused it has ended.
 	cleanupTimeout = 5 * time.Minute
-	maxPhoneLen    = 64
 	maxReasonLen   = 256
 )
 
@@ -82,90 +75,6 @@ func ValidListName(name string) error {
 	}
 	return nil
 }
-
-// ValidRegion reports whether region is a two-letter region code that
-// phone numbers can be read in, such as NO or GB.
-func ValidRegion(region string) error {
-	if _, ok := libphonenumber.GetSupportedRegions()[region]; !ok || region != strings.ToUpper(region) {
-		return fmt.Errorf("%q is not a supported region code; want an upper-case ISO 3166 code such as NO or GB", region)
-	}
-	return nil
-}
-
-// NormalizePhone returns raw as an E.164 number such as +4791234567. A
-// number without a country code is read as one of the store's region
-// (Options.Region). Every way of writing a number gives the same result,
-// its E.164 form included. It returns an EInvalid error with field "phone"
-// when raw is not a possible phone number. Safe for concurrent use.
-func (s *Store) NormalizePhone(raw string) (string, error) {
-	raw = strings.TrimSpace(raw)
-	if raw == "" {
-		return "", contact.Invalid("phone", "is empty")
-	}
-	if s.phones.canonical(raw) {
-		return raw, nil
-	}
-	if len(raw) > maxPhoneLen {
-		return "", contact.Invalid("phone", "must be at most %d characters", maxPhoneLen)
-	}
-	e, ok := parsePhone(raw, s.region)
-	if !ok {
-		return "", contact.Invalid("phone", "%q is not a phone number (read in region %s unless it starts with + and a country code)", contact.Clip(raw), s.region)
-	}
-	// libphonenumber does not map all of its own output to itself: it
-	// reads the E.164 form it makes of some numbers with legacy prefixes
-	// (Mexico's mobile 1, Belarus's trunk 8) as another number. Read the
-	// result again until it is stable, so that a number given in E.164
-	// form finds the entries made from any other spelling of it.
-	for prev, i := raw, 0; e != prev && i < 3; i++ {
-		next, ok := parsePhone(e, s.region)
-		if !ok {
-			break
-		}
-		prev, e = e, next
-	}
-	s.phones.remember(e)
-	return e, nil
-}
-
-func parsePhone(raw, region string) (string, bool) {
-	n, err := libphonenumber.Parse(raw, region)
-	if err != nil || !libphonenumber.IsPossibleNumber(n) {
-		return "", false
-	}
-	return libphonenumber.Format(n, libphonenumber.E164), true
-}
-
-// phoneCache remembers recent outputs of NormalizePhone, so that a number
-// normalised once (by the scrub, row by row) is not parsed again when the
-// check is handed it. A hit is exact, never a guess: the slot holds the very
-// string that NormalizePhone returned, which normalises to itself.
-// Collisions only evict, and a miss parses. It is safe for concurrent use.
-type phoneCache struct {
-	slots [phoneCacheSize]atomic.Pointer[string]
-}
-
-const phoneCacheSize = 1 << 14
-
-func (c *phoneCache) slot(s string) *atomic.Pointer[string] {
-	// FNV-1a
-	h := uint32(2166136261)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= 16777619
-	}
-	return &c.slots[h&(phoneCacheSize-1)]
-}
-
-func (c *phoneCache) canonical(s string) bool {
-	if len(s) < 2 || s[0] != '+' {
-		return false
-	}
-	p := c.slot(s).Load()
-	return p != nil && *p == s
-}
-
-func (c *phoneCache) remember(s string) { c.slot(s).Store(&s) }
 
 // Keys of suppression lists.
 
@@ -186,15 +95,12 @@ func entryField(list string, gen int64) string { return list + ":" + strconv.For
 func customerMember(id string) string  { return "c:" + id }
 func phoneMember(e164 string) string   { return "p:" + e164 }
 func loadingField(gen int64) string    { return "loading:" + strconv.FormatInt(gen, 10) }
-func isE164(p string) bool             { return e164.MatchString(p) }
 func nowMillis(t time.Time) string     { return strconv.FormatInt(t.UnixMilli(), 10) }
 func parseGen(v string) (int64, error) { return strconv.ParseInt(v, 10, 64) }
 
-var e164 = regexp.MustCompile(`^\+[1-9][0-9]{1,14}$`)
-
 // entryMember validates e, an entry of list, and returns its member and
 // stored JSON.
-func entryMember(list string, e dedupe.Suppression) (string, []byte, error) {
+func entryMember(list string, e contact.Suppression) (string, []byte, error) {
 	var member string
 	switch {
 	case e.CustomerID != "" && e.Phone != "":
@@ -205,7 +111,7 @@ func entryMember(list string, e dedupe.Suppression) (string, []byte, error) {
 		}
 		member = customerMember(e.CustomerID)
 	case e.Phone != "":
-		if !isE164(e.Phone) {
+		if !phone.IsE164(e.Phone) {
 			return "", nil, contact.Invalid("phone", "must be in E.164 form, such as +4791234567")
 		}
 		member = phoneMember(e.Phone)
@@ -228,8 +134,8 @@ func entryMember(list string, e dedupe.Suppression) (string, []byte, error) {
 }
 
 // keyMember returns the member that key names: its CustomerID or its Phone,
-// which NormalizePhone reads.
-func (s *Store) keyMember(key dedupe.Suppression) (string, error) {
+// in E.164 form.
+func (s *Store) keyMember(key contact.Suppression) (string, error) {
 	switch {
 	case key.CustomerID != "" && key.Phone != "":
 		return "", contact.Invalid("", "name a customer_id or a phone, not both")
@@ -239,11 +145,10 @@ func (s *Store) keyMember(key dedupe.Suppression) (string, error) {
 		}
 		return customerMember(key.CustomerID), nil
 	case key.Phone != "":
-		p, err := s.NormalizePhone(key.Phone)
-		if err != nil {
-			return "", err
+		if !phone.IsE164(key.Phone) {
+			return "", contact.Invalid("phone", "must be in E.164 form, such as +4791234567")
 		}
-		return phoneMember(p), nil
+		return phoneMember(key.Phone), nil
 	}
 	return "", contact.Invalid("", "name a customer_id or a phone")
 }
@@ -263,7 +168,7 @@ func unavailable(what string, err error) error {
 // Redis fails first. Of two replaces of one list at once, the one that
 // started last wins. Errors: EInvalid for a bad list name or entry,
 // EUnavailable when Redis is down, and whatever the sequence yields.
-func (s *Store) ReplaceSuppressions(ctx context.Context, list string, entries iter.Seq2[dedupe.Suppression, error]) (int, error) {
+func (s *Store) ReplaceSuppressions(ctx context.Context, list string, entries iter.Seq2[contact.Suppression, error]) (int, error) {
 	if err := ValidListName(list); err != nil {
 		return 0, err
 	}
@@ -322,7 +227,7 @@ return -1`)
 // is. Additions made while a replace of the list is loading go into the new
 // version too. Errors: EInvalid, EUnavailable, and whatever the sequence
 // yields.
-func (s *Store) AddSuppressions(ctx context.Context, list string, entries iter.Seq2[dedupe.Suppression, error]) (int, error) {
+func (s *Store) AddSuppressions(ctx context.Context, list string, entries iter.Seq2[contact.Suppression, error]) (int, error) {
 	if err := ValidListName(list); err != nil {
 		return 0, err
 	}
@@ -435,7 +340,7 @@ func (w *genWriter) flush(ctx context.Context) error {
 	return nil
 }
 
-func (w *genWriter) writeAll(ctx context.Context, entries iter.Seq2[dedupe.Suppression, error]) (int, error) {
+func (w *genWriter) writeAll(ctx context.Context, entries iter.Seq2[contact.Suppression, error]) (int, error) {
 	n := 0
 	for e, err := range entries {
 		if err != nil {
@@ -581,7 +486,7 @@ func (s *Store) dropGeneration(ctx context.Context, list string, gen int64) erro
 // CustomerID, or its Phone, which NormalizePhone reads), and reports
 // whether the list held it. Errors: EInvalid, ENotFound for a list that does
 // not exist, EUnavailable.
-func (s *Store) DeleteSuppression(ctx context.Context, list string, key dedupe.Suppression) (bool, error) {
+func (s *Store) DeleteSuppression(ctx context.Context, list string, key contact.Suppression) (bool, error) {
 	if err := ValidListName(list); err != nil {
 		return false, err
 	}
@@ -609,28 +514,28 @@ func (s *Store) DeleteSuppression(ctx context.Context, list string, key dedupe.S
 // or its Phone, which NormalizePhone reads), expired or not. Errors:
 // EInvalid, ENotFound for a list or an entry that does not exist,
 // EUnavailable.
-func (s *Store) GetSuppression(ctx context.Context, list string, key dedupe.Suppression) (dedupe.Suppression, error) {
+func (s *Store) GetSuppression(ctx context.Context, list string, key contact.Suppression) (contact.Suppression, error) {
 	if err := ValidListName(list); err != nil {
-		return dedupe.Suppression{}, err
+		return contact.Suppression{}, err
 	}
 	member, err := s.keyMember(key)
 	if err != nil {
-		return dedupe.Suppression{}, err
+		return contact.Suppression{}, err
 	}
 	gen, err := s.inForce(ctx, list, false)
 	if err != nil {
-		return dedupe.Suppression{}, err
+		return contact.Suppression{}, err
 	}
 	v, err := s.rdb.HGet(ctx, s.memberKey(member), entryField(list, gen)).Result()
 	if errors.Is(err, goredis.Nil) {
-		return dedupe.Suppression{}, contact.Errorf(contact.ENotFound, "list %s has no such entry", list)
+		return contact.Suppression{}, contact.Errorf(contact.ENotFound, "list %s has no such entry", list)
 	}
 	if err != nil {
-		return dedupe.Suppression{}, unavailable("read a suppression entry", err)
+		return contact.Suppression{}, unavailable("read a suppression entry", err)
 	}
-	var e dedupe.Suppression
+	var e contact.Suppression
 	if err := json.Unmarshal([]byte(v), &e); err != nil {
-		return dedupe.Suppression{}, fmt.Errorf("store: undecodable suppression entry in list %s: %w", list, err)
+		return contact.Suppression{}, fmt.Errorf("store: undecodable suppression entry in list %s: %w", list, err)
 	}
 	return e, nil
 }
@@ -658,23 +563,21 @@ func (s *Store) SuppressionCount(ctx context.Context, list string) (int, error) 
 type suppressionReads struct {
 	s       *Store
 	lists   *goredis.MapStringStringCmd
-	inForce map[string]string // list → generation, parsed once
-	parsed  bool
-	members [][]*goredis.MapStringStringCmd // per request: the customer, then its phone keys
+	members [][]*goredis.MapStringStringCmd // per lookup: the customer, then its phones
 }
 
 // queueSuppressions queues on pipe the reads of every entry naming the
-// customers of reqs and their phones (E.164 keys, see normalizePhones).
-func (s *Store) queueSuppressions(ctx context.Context, pipe goredis.Pipeliner, reqs []dedupe.Request, phones [][]string) *suppressionReads {
+// customers of lookups and their phones.
+func (s *Store) queueSuppressions(ctx context.Context, pipe goredis.Pipeliner, lookups []contact.Lookup) *suppressionReads {
 	r := &suppressionReads{
 		s:       s,
 		lists:   pipe.HGetAll(ctx, s.dncListsKey()),
-		members: make([][]*goredis.MapStringStringCmd, len(reqs)),
+		members: make([][]*goredis.MapStringStringCmd, len(lookups)),
 	}
-	for i := range reqs {
-		cmds := make([]*goredis.MapStringStringCmd, 0, 1+len(phones[i]))
-		cmds = append(cmds, pipe.HGetAll(ctx, s.memberKey(customerMember(reqs[i].CustomerID))))
-		for _, p := range phones[i] {
+	for i := range lookups {
+		cmds := make([]*goredis.MapStringStringCmd, 0, 1+len(lookups[i].Phones))
+		cmds = append(cmds, pipe.HGetAll(ctx, s.memberKey(customerMember(lookups[i].CustomerID))))
+		for _, p := range lookups[i].Phones {
 			cmds = append(cmds, pipe.HGetAll(ctx, s.memberKey(phoneMember(p))))
 		}
 		r.members[i] = cmds
@@ -682,54 +585,33 @@ func (s *Store) queueSuppressions(ctx context.Context, pipe goredis.Pipeliner, r
 	return r
 }
 
-// hits returns the entries in force that name request i, once the pipeline
-// has run.
-func (r *suppressionReads) hits(i int) []dedupe.Suppression {
-	if !r.parsed {
-		r.inForce, r.parsed = r.lists.Val(), true
+// hits returns the entries in force that name lookup i, once the pipeline
+// has run. Any failed read, and any entry that cannot be decoded, is an
+// EUnavailable error: an unread entry could be the one that forbids the
+// call.
+func (r *suppressionReads) hits(i int) ([]contact.Suppression, error) {
+	for _, cmd := range append([]*goredis.MapStringStringCmd{r.lists}, r.members[i]...) {
+		if err := cmd.Err(); err != nil {
+			return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to read suppression entries: %w", err))
+		}
 	}
-	if len(r.inForce) == 0 {
-		return nil
+	inForce := r.lists.Val()
+	if len(inForce) == 0 {
+		return nil, nil
 	}
-	var out []dedupe.Suppression
+	var out []contact.Suppression
 	for _, cmd := range r.members[i] {
 		for field, v := range cmd.Val() {
 			list, gen, ok := strings.Cut(field, ":")
-			if !ok || r.inForce[list] != gen {
+			if !ok || inForce[list] != gen {
 				continue // an old, failed or loading version
 			}
-			var e dedupe.Suppression
+			var e contact.Suppression
 			if err := json.Unmarshal([]byte(v), &e); err != nil {
-				// Doubt resolves towards not calling: the entry counts.
-				r.s.log.Warn("store: undecodable suppression entry", "list", list, "error", err)
-				e = dedupe.Suppression{List: list}
+				return nil, r.s.undecodable(cmd.Args()[1].(string)+" "+strconv.Quote(field), err)
 			}
 			out = append(out, e)
 		}
 	}
-	return out
-}
-
-// normalizePhones returns the keys to look each request's phone up by: none
-// without a phone, else its E.164 form. EInvalid (field "phone") for a
-// number that cannot be read.
-func (s *Store) normalizePhones(reqs []dedupe.Request) ([][]string, error) {
-	phones := make([][]string, len(reqs))
-	for i := range reqs {
-		if reqs[i].Phone == "" {
-			continue
-		}
-		p, err := s.NormalizePhone(reqs[i].Phone)
-		if err != nil {
-			if len(reqs) > 1 {
-				var ce *contact.Error
-				if errors.As(err, &ce) {
-					return nil, &contact.Error{Code: ce.Code, Field: ce.Field, Message: fmt.Sprintf("check %d: %s", i, ce.Message)}
-				}
-			}
-			return nil, err
-		}
-		phones[i] = []string{p}
-	}
-	return phones, nil
+	return out, nil
 }

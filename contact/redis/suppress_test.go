@@ -2,7 +2,6 @@ package redis_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/contact/redis"
 	"github.com/outreach/outreach/dedupe"
+	checksvc "github.com/outreach/outreach/dedupe/check"
 )
 
 // entries yields es, then err if it is not nil.
@@ -44,6 +44,17 @@ func replace(tb testing.TB, s *redis.Store, list string, es ...dedupe.Suppressio
 	}
 }
 
+// check answers reqs through the check service over s, at t0.
+func check(tb testing.TB, s *redis.Store, reqs ...dedupe.Request) []dedupe.Result {
+	tb.Helper()
+	svc := checksvc.New(checksvc.Config{Store: s, Policy: dedupe.DefaultPolicy, Now: func() time.Time { return t0 }})
+	res, err := svc.Check(context.Background(), reqs, checksvc.Options{})
+	if err != nil {
+		tb.Fatalf("Check: %v", err)
+	}
+	return res
+}
+
 // suppressedBy checks customer (and phone) at time at and returns the lists
 // of its do_not_call reasons, comma-separated.
 func suppressedBy(tb testing.TB, s *redis.Store, customer, phone string, at time.Time) string {
@@ -57,52 +68,6 @@ func suppressedBy(tb testing.TB, s *redis.Store, customer, phone string, at time
 		}
 	}
 	return strings.Join(lists, ",")
-}
-
-func TestNormalizePhone(t *testing.T) {
-	t.Parallel()
-	no, _ := newStore(t, redis.Options{})
-	gb, _ := newStore(t, redis.Options{Region: "GB"})
-	tests := []struct {
-		store *redis.Store
-		in    string
-		want  string // "" means invalid
-	}{
-		{no, "+4791234567", "+4791234567"},
-		{no, "+47 912 34 567", "+4791234567"},
-		{no, "912 34 567", "+4791234567"},
-		{no, "0047 91234567", "+4791234567"},
-		{no, " (+47) 912-34-567 ", "+4791234567"},
-		{no, "+44 20 7946 0018", "+442079460018"},
-		{no, "+44 (0)20 7946 0018", "+442079460018"},
-		{no, "+4402079460018", "+442079460018"},
-		{gb, "020 7946 0018", "+442079460018"},
-		{gb, "912 34 567", ""},
-		{no, "", ""},
-		{no, "   ", ""},
-		{no, "12", ""},
-		{no, "+47 1234", ""},
-		{no, "call me", ""},
-		{no, strings.Repeat("9", 65), ""},
-	}
-	for _, tt := range tests {
-		got, err := tt.store.NormalizePhone(tt.in)
-		if tt.want == "" {
-			if contact.ErrorCode(err) != contact.EInvalid || !strings.HasPrefix(err.Error(), "phone: ") {
-				t.Errorf("NormalizePhone(%q) = %q, %v; want an invalid phone", tt.in, got, err)
-			}
-			continue
-		}
-		if err != nil || got != tt.want {
-			t.Errorf("NormalizePhone(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
-		}
-		// A normalised number is its own normal form, also to a store
-		// that has not seen it (and so parses it again).
-		fresh, _ := newStore(t, redis.Options{Region: "US"})
-		if again, err := fresh.NormalizePhone(got); err != nil || again != got {
-			t.Errorf("NormalizePhone(%q) = %q, %v; want it unchanged", got, again, err)
-		}
-	}
 }
 
 func TestSuppressionHitsByIDAndPhone(t *testing.T) {
@@ -143,20 +108,6 @@ func TestSuppressionHitsByIDAndPhone(t *testing.T) {
 	r := res.Reasons[0]
 	if r.List != "litigators" || !strings.Contains(r.Message, "asked to stop") || r.ExpiresAt == nil || !r.ExpiresAt.Equal(until) {
 		t.Errorf("do_not_call evidence = %+v", r)
-	}
-}
-
-func TestCheckRejectsAnUnreadablePhone(t *testing.T) {
-	t.Parallel()
-	s, _ := newStore(t, redis.Options{})
-	reqs := []dedupe.Request{{CustomerID: "c1", Channel: contact.Call}, {CustomerID: "c2", Channel: contact.Call, Phone: "n/a"}}
-	for i := range reqs {
-		reqs[i].Normalize(t0)
-	}
-	_, err := s.Check(context.Background(), dedupe.DefaultPolicy(), reqs)
-	var ce *contact.Error
-	if !errors.As(err, &ce) || ce.Code != contact.EInvalid || ce.Field != "phone" || !strings.Contains(ce.Message, "check 1") {
-		t.Errorf("Check with a bad phone: %v, want invalid phone naming check 1", err)
 	}
 }
 
@@ -273,11 +224,11 @@ func TestAddDeleteAndGetSuppressions(t *testing.T) {
 		t.Errorf("count = %d, want 3", n)
 	}
 
-	e, err := s.GetSuppression(ctx, "regulator", dedupe.Suppression{Phone: "912 34 567"})
+	e, err := s.GetSuppression(ctx, "regulator", dedupe.Suppression{Phone: "+4791234567"})
 	if err != nil || e.Phone != "+4791234567" || e.Reason != "b" {
 		t.Errorf("GetSuppression(phone) = %+v, %v", e, err)
 	}
-	if ok, err := s.DeleteSuppression(ctx, "regulator", dedupe.Suppression{Phone: "+47 912 34 567"}); !ok || err != nil {
+	if ok, err := s.DeleteSuppression(ctx, "regulator", dedupe.Suppression{Phone: "+4791234567"}); !ok || err != nil {
 		t.Errorf("DeleteSuppression(phone) = %v, %v; want true", ok, err)
 	}
 	if ok, err := s.DeleteSuppression(ctx, "regulator", dedupe.Suppression{Phone: "+4791234567"}); ok || err != nil {
@@ -400,29 +351,5 @@ func TestConcurrentReplacesLastStartedWins(t *testing.T) {
 	}
 	if n := r.Client.HLen(ctx, r.Prefix+"{c:first}:dnc").Val(); n != 0 {
 		t.Errorf("the losing replace left %d fields", n)
-	}
-}
-
-// TestPhoneThatIsNotItsOwnNormalForm: libphonenumber reads the E.164 form it
-// makes of some legacy numbers as another number. NormalizePhone goes on
-// until the form is stable, so that every spelling finds the entry.
-func TestPhoneThatIsNotItsOwnNormalForm(t *testing.T) {
-	t.Parallel()
-	mx, r := newStore(t, redis.Options{Region: "MX"})
-	const local, once = "115575318460", "+5215575318460" // a Mexican number with the old mobile 1, and what one parse makes of it
-	stored, err := mx.NormalizePhone(local)
-	if err != nil {
-		t.Fatal(err)
-	}
-	replace(t, mx, "dnc", byPhone(stored, "asked to stop"))
-	// Another process, which has normalised nothing yet.
-	other := redis.New(r.Client, redis.Options{Prefix: r.Prefix, Region: "MX", Now: func() time.Time { return t0 }})
-	for _, phone := range []string{local, once, stored} {
-		if got, err := other.NormalizePhone(phone); err != nil || got != stored {
-			t.Errorf("NormalizePhone(%s) = %s, %v; want %s", phone, got, err, stored)
-		}
-		if got := suppressedBy(t, other, "c1", phone, t0); got != "dnc" {
-			t.Errorf("check with %s: lists %q, want dnc", phone, got)
-		}
 	}
 }

@@ -1,4 +1,4 @@
-package redis_test
+package check_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/contact/redis"
 	"github.com/outreach/outreach/dedupe"
+	"github.com/outreach/outreach/dedupe/check"
 	"github.com/outreach/outreach/internal/testenv"
 )
 
@@ -23,7 +24,7 @@ func seedTimelines(b *testing.B, s *redis.Store, n int) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	var batch []contact.Event
 	flush := func() {
-		if err := s.Apply(context.Background(), batch); err != nil {
+		if _, err := s.Apply(context.Background(), batch); err != nil {
 			b.Fatal(err)
 		}
 		batch = batch[:0]
@@ -37,16 +38,16 @@ func seedTimelines(b *testing.B, s *redis.Store, n int) {
 				Team: "retention", Campaign: "autumn", Purpose: "sales", Outcome: "voicemail"}
 			switch i % 10 {
 			case 3:
-				e.Offer = &contact.Offer{Price: new(float64(20 + rng.IntN(30))), Currency: "EUR"}
+				e.Offer = &contact.Offer{Price: &contact.Money{Minor: int64(2000 + 100*rng.IntN(30)), Currency: "EUR"}}
 				e.Product = "fiber-500"
 			case 5:
-				e = contact.Event{ID: e.ID, CustomerID: id, At: at, Type: contact.TypePurchase, Product: "tv-basic", Price: new(9.0)}
+				e = contact.Event{ID: e.ID, CustomerID: id, At: at, Type: contact.TypePurchase, Product: "tv-basic", Price: &contact.Money{Minor: 900, Currency: "EUR"}}
 			case 7:
 				e = contact.Event{ID: e.ID, CustomerID: id, At: at, Type: contact.TypeComplaint, CaseID: fmt.Sprint(c), Status: []string{"opened", "resolved"}[i%2]}
 			case 9:
 				e = contact.Event{ID: e.ID, CustomerID: id, At: at, Type: contact.TypeOptIn, Channel: contact.SMS}
 			}
-			if err := e.Normalize(); err != nil {
+			if err := e.Normalize(contact.Defaults{}); err != nil {
 				b.Fatal(err)
 			}
 			batch = append(batch, e)
@@ -58,36 +59,34 @@ func seedTimelines(b *testing.B, s *redis.Store, n int) {
 	flush()
 }
 
-// BenchmarkCheck measures the pre-dial check against the store, with the raw
-// pipelined reads of the same keys as the baseline: the ratio is the cost of
-// decoding and deciding. Run it against real Redis with
+// BenchmarkCheck measures the pre-dial check through the service and the
+// store, with the raw pipelined reads of the same keys as the baseline: the
+// ratio is the cost of decoding and deciding. Run it against real Redis with
 // OUTREACH_TEST_REDIS_ADDR set.
 func BenchmarkCheck(b *testing.B) {
 	r := testenv.NewRedis(b)
 	s := redis.New(r.Client, redis.Options{Prefix: r.Prefix})
 	const customers = 2000
 	seedTimelines(b, s, customers)
-	p := dedupe.DefaultPolicy()
+	svc := check.New(check.Config{Store: s, Policy: dedupe.DefaultPolicy})
 	req := func(rng *rand.Rand) dedupe.Request {
-		q := dedupe.Request{CustomerID: fmt.Sprint("cust-", rng.IntN(customers)), Channel: contact.Call,
-			Product: "fiber-500", Offer: &contact.Offer{Price: new(35.0), Currency: "EUR"}}
-		if err := q.Normalize(time.Now()); err != nil {
-			b.Fatal(err)
-		}
-		return q
+		return dedupe.Request{CustomerID: fmt.Sprint("cust-", rng.IntN(customers)), Channel: contact.Call,
+			Product: "fiber-500", Offer: &contact.Offer{Price: &contact.Money{Minor: 3500, Currency: "EUR"}}}
 	}
 	b.Run("baseline-raw-pipeline", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
 			ctx := context.Background()
-			min := fmt.Sprint(time.Now().Add(-400 * 24 * time.Hour).UnixMilli())
 			for pb.Next() {
 				id := fmt.Sprint("cust-", rng.IntN(customers))
+				key := r.Prefix + "{c:" + id + "}:"
 				pipe := r.Client.Pipeline()
-				for _, kind := range []string{"c", "f", "p", "x", "o"} {
-					pipe.ZRevRangeByScore(ctx, r.Prefix+"{c:"+id+"}:"+kind, &goredis.ZRangeBy{Min: min, Max: "+inf"})
-				}
-				pipe.Get(ctx, r.Prefix+"{c:"+id+"}:claim")
+				pipe.HGetAll(ctx, key+"s")
+				pipe.ZRangeWithScores(ctx, key+"r", 0, -1)
+				pipe.ZRangeWithScores(ctx, key+"f", 0, -1)
+				pipe.Get(ctx, key+"claim")
+				pipe.HGetAll(ctx, key+"dnc")
+				pipe.HGetAll(ctx, r.Prefix+"{dnc}:lists")
 				if _, err := pipe.Exec(ctx); err != nil && err != goredis.Nil {
 					b.Fatal(err)
 				}
@@ -99,7 +98,7 @@ func BenchmarkCheck(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
 			rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
 			for pb.Next() {
-				if _, err := s.Check(context.Background(), p, []dedupe.Request{req(rng)}); err != nil {
+				if _, err := svc.Check(context.Background(), []dedupe.Request{req(rng)}, check.Options{}); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -112,7 +111,7 @@ func BenchmarkCheck(b *testing.B) {
 			for pb.Next() {
 				q := req(rng)
 				q.Claim = true
-				res, err := s.Check(context.Background(), p, []dedupe.Request{q})
+				res, err := svc.Check(context.Background(), []dedupe.Request{q}, check.Options{})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -130,7 +129,7 @@ func BenchmarkCheck(b *testing.B) {
 			reqs[i] = req(rng)
 		}
 		for b.Loop() {
-			if _, err := s.Check(context.Background(), p, reqs); err != nil {
+			if _, err := svc.Check(context.Background(), reqs, check.Options{}); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -1,0 +1,279 @@
+package redis
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/outreach/outreach/contact"
+)
+
+// applyScript stores one event of a customer, atomically:
+//
+//   - the id index: a second event with a stored id is a redelivery (the same
+//     digest: nothing changes) or a conflict (the first version stands);
+//   - the history entry, trimmed to the retention and the count limit,
+//     with its id index;
+//   - each slot of the state the event competes for, where it wins if its
+//     order key is greater (a byte comparison: Lua's < on strings follows
+//     the server's locale), keeping a count of binding slots so that a state
+//     with none expires and one with any persists;
+//   - the recent outbound contacts and the offers, trimmed by age and count;
+//   - the claim the event's contact was made under, released.
+//
+// KEYS: history, ids, state, recent, offers, claim.
+// ARGV: now, retention, maxEvents, id, digest, score, member, nslots,
+// then per slot: field, binding ("1"/"0"), value (order key length (2 bytes),
+// order key, record); then recent id, recent horizon, recent max; then
+// offer member, offer expiry, offer max; then the claim prefix.
+// It returns 0 (applied), 1 (a redelivery) or 2 (a conflict).
+var applyScript = goredis.NewScript(`
+local function gt(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x > y end
+  end
+  return #a > #b
+end
+local function okey(v)
+  local n = string.byte(v, 2) * 256 + string.byte(v, 3)
+  return string.sub(v, 4, 3 + n)
+end
+local function gone(ids, members)
+  for _, m in ipairs(members) do
+    redis.call('HDEL', ids, string.sub(m, 1, string.find(m, '\31', 1, true) - 1))
+  end
+end
+local h, ids, st, rc, of, claim = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local now, ttl, maxev = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local old = redis.call('HGET', ids, ARGV[4])
+if old then
+  if old == ARGV[5] then return 1 end
+  return 2
+end
+local score = tonumber(ARGV[6])
+if score >= now - ttl then
+  redis.call('HSET', ids, ARGV[4], ARGV[5])
+  redis.call('ZADD', h, score, ARGV[7])
+  local cutoff = '(' .. (now - ttl)
+  local old = redis.call('ZRANGEBYSCORE', h, '-inf', cutoff)
+  if #old > 0 then
+    gone(ids, old)
+    redis.call('ZREMRANGEBYSCORE', h, '-inf', cutoff)
+  end
+  local over = redis.call('ZCARD', h) - maxev
+  if over > 0 then
+    gone(ids, redis.call('ZRANGE', h, 0, over - 1))
+    redis.call('ZREMRANGEBYRANK', h, 0, over - 1)
+  end
+  redis.call('PEXPIRE', h, ttl)
+  redis.call('PEXPIRE', ids, ttl)
+end
+local a = 9
+local delta = 0
+for _ = 1, tonumber(ARGV[8]) do
+  local field, binding, value = ARGV[a], ARGV[a + 1], ARGV[a + 2]
+  a = a + 3
+  local cur = redis.call('HGET', st, field)
+  if not cur or gt(okey(value), okey(cur)) then
+    redis.call('HSET', st, field, value)
+    if binding == '1' then delta = delta + 1 end
+    if cur and string.sub(cur, 1, 1) == '1' then delta = delta - 1 end
+  end
+end
+if delta ~= 0 then redis.call('HINCRBY', st, '#b', delta) end
+if tonumber(redis.call('HGET', st, '#b') or '0') > 0 then
+  redis.call('PERSIST', st)
+elseif redis.call('EXISTS', st) == 1 then
+  redis.call('PEXPIRE', st, ttl)
+end
+if ARGV[a] ~= '' then
+  local horizon = tonumber(ARGV[a + 1])
+  redis.call('ZADD', rc, score, ARGV[a])
+  redis.call('ZREMRANGEBYSCORE', rc, '-inf', '(' .. (now - horizon))
+  redis.call('ZREMRANGEBYRANK', rc, 0, -tonumber(ARGV[a + 2]) - 1)
+  redis.call('PEXPIRE', rc, horizon)
+end
+a = a + 3
+if ARGV[a] ~= '' then
+  redis.call('ZADD', of, ARGV[a + 1], ARGV[a])
+  redis.call('ZREMRANGEBYSCORE', of, '-inf', '(' .. now)
+  redis.call('ZREMRANGEBYRANK', of, 0, -tonumber(ARGV[a + 2]) - 1)
+  local last = redis.call('ZRANGE', of, -1, -1, 'WITHSCORES')
+  if last[2] then redis.call('PEXPIREAT', of, last[2]) end
+end
+a = a + 3
+if ARGV[a] ~= '' then
+  local v = redis.call('GET', claim)
+  if v and string.find(v, ARGV[a], 1, true) == 1 then redis.call('DEL', claim) end
+end
+return 0`)
+
+// Apply results.
+const (
+	applied    = 0
+	redelivery = 1
+	conflict   = 2
+)
+
+// Apply stores events, which must be normalized, in one pipeline of one
+// script call each. It is idempotent: applying the same events again changes
+// nothing but key TTLs, and the state it ends in does not depend on the
+// order of the events. It returns one error per event: nil, or an
+// EConflict error for an event whose id is stored with other content (the
+// stored one stands). On failure some events may have been applied;
+// applying them all again is safe. The error is EUnavailable when Redis
+// cannot be reached.
+func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, error) {
+	if len(events) == 0 {
+		return nil, nil
+	}
+	now := s.now()
+	limits := s.limits()
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*goredis.Cmd, len(events))
+	for i := range events {
+		keys, args := s.applyArgs(&events[i], now.UnixMilli(), limits)
+		cmds[i] = applyScript.EvalSha(ctx, pipe, keys, args...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !isNoScript(err) {
+		return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply %d events: %w", len(events), err))
+	} else if err != nil {
+		// Redis lost its scripts (a restart): load it and go again.
+		if err := s.LoadScripts(ctx); err != nil {
+			return nil, err
+		}
+		return s.Apply(ctx, events)
+	}
+	errs := make([]error, len(events))
+	for i, cmd := range cmds {
+		n, err := cmd.Int()
+		if err != nil {
+			return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply an event: %w", err))
+		}
+		if n == conflict {
+			errs[i] = &contact.Error{Code: contact.EConflict, Field: "id", Message: "an event with this id and other content is stored already; ids must be unique"}
+		}
+	}
+	return errs, nil
+}
+
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
+// applyArgs builds the keys and arguments of applyScript for e.
+func (s *Store) applyArgs(e *contact.Event, now int64, l contact.Limits) ([]string, []any) {
+	id := e.CustomerID
+	keys := []string{s.key(id, kindHistory), s.key(id, kindIDs), s.key(id, kindState), s.key(id, kindRecent), s.key(id, kindOffers), s.claimKey(id)}
+	record := encodeRecord(nil, e)
+	at := e.At.UnixMilli()
+	args := make([]any, 0, 20)
+	args = append(args, now, s.retention.Milliseconds(), s.maxEvents, e.ID, digest(e.At, record), at, historyMember(e.ID, record))
+	facts := e.Facts()
+	args = append(args, len(facts))
+	for _, f := range facts {
+		binding := "0"
+		if e.Binding() {
+			binding = "1"
+		}
+		args = append(args, slotField(f), binding, slotValue(e, record))
+	}
+	recent := ""
+	if e.RecentContact() {
+		recent = e.ID
+	}
+	args = append(args, recent, l.Recent.Milliseconds(), l.RecentMax)
+	offer, expiry := "", int64(0)
+	if e.MadeOffer() {
+		offer, expiry = string(historyMember(e.ID, encodeOfferAt(record, at))), e.OfferExpiry(l.Offers).UnixMilli()
+	}
+	args = append(args, offer, expiry, l.OffersMax)
+	claimPrefix := ""
+	if e.Type == contact.TypeContact && e.Claim != "" {
+		if cid, err := tokenCustomer(e.Claim); err == nil && cid == e.CustomerID {
+			claimPrefix = `{"token":` + jsonString(e.Claim)
+		}
+	}
+	return keys, append(args, claimPrefix)
+}
+
+// historyMember is how an event is kept in the history: its id, a 0x1f
+// separator (ids hold no control characters) and its record. Members of one
+// score then sort by id, which is the timeline's order.
+func historyMember(id string, record []byte) []byte {
+	b := make([]byte, 0, len(id)+1+len(record))
+	return append(append(append(b, id...), 0x1f), record...)
+}
+
+func splitMember(m string) (id string, record []byte, ok bool) {
+	i := strings.IndexByte(m, 0x1f)
+	if i < 1 {
+		return "", nil, false
+	}
+	return m[:i], []byte(m[i+1:]), true
+}
+
+// An offer is kept with its time, which its score (the expiry) does not say:
+// 8 bytes of unix ms before the record.
+func encodeOfferAt(record []byte, at int64) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, uint64(at)), record...)
+}
+
+// slotField names a slot of the state hash: its kind, ':' and its key.
+func slotField(f contact.Fact) string { return string(f.Kind) + ":" + f.Key }
+
+// slotValue is a slot's value: the binding flag, the order key's length
+// (2 bytes) and the order key, then the record. The order key compares, as
+// bytes, the way contact.Supersedes orders events: the time (8 bytes, big
+// endian), the rank, then the id.
+func slotValue(e *contact.Event, record []byte) string {
+	key := binary.BigEndian.AppendUint64(nil, uint64(e.At.UnixMilli()))
+	key = append(append(key, byte(e.Rank())), e.ID...)
+	b := make([]byte, 0, 3+len(key)+len(record))
+	flag := byte('0')
+	if e.Binding() {
+		flag = '1'
+	}
+	b = append(binary.BigEndian.AppendUint16(append(b, flag), uint16(len(key))), key...)
+	return string(append(b, record...))
+}
+
+var errSlot = errors.New("store: undecodable state slot")
+
+// decodeSlot reads a slot value made by slotValue.
+func decodeSlot(customerID, v string) (contact.Event, error) {
+	if len(v) < 3 {
+		return contact.Event{}, errSlot
+	}
+	n := int(binary.BigEndian.Uint16([]byte(v[1:3])))
+	if len(v) < 3+n || n < 10 {
+		return contact.Event{}, errSlot
+	}
+	key := []byte(v[3 : 3+n])
+	at := int64(binary.BigEndian.Uint64(key[:8]))
+	e, err := decodeRecord([]byte(v[3+n:]), customerID, string(key[9:]), msTime(at))
+	if err != nil {
+		return e, err
+	}
+	if e.Rank() != int(key[8]) {
+		return e, errSlot
+	}
+	return e, nil
+}
+
+func parseFact(field string) (contact.Fact, bool) {
+	kind, key, ok := strings.Cut(field, ":")
+	if !ok || len(kind) != 1 {
+		return contact.Fact{}, false
+	}
+	return contact.Fact{Kind: kind[0], Key: key}, true
+}
+
+func formatMillis(ms int64) string { return strconv.FormatInt(ms, 10) }
