@@ -119,12 +119,21 @@ func TestPoisonMessagesGoToTheDLQ(t *testing.T) {
 		"invalid":      []byte(`{"id":"p2","type":"contact","customer_id":"c1","at":"2026-01-01T00:00:00Z","channel":"pigeon"}`),
 		"unknown type": []byte(`{"id":"p3","type":"refund","customer_id":"c1","at":"2026-01-01T00:00:00Z"}`),
 		"bad time":     []byte(`{"id":"p4","type":"contact","customer_id":"c1","at":"yesterday","channel":"call"}`),
-	}
-	for _, v := range poison {
-		f.kafka.Produce(t, f.topic, "c1", v)
+		"bad currency": []byte(`{"id":"p5","type":"purchase","customer_id":"c1","at":"2026-01-01T00:00:00Z","product":"tv","price":5,"currency":"ABC"}`),
+		"far future":   event("p6", "c1", time.Now().Add(30*24*time.Hour)),
+		// The same id as "good" with other content: the first version stands.
+		"id conflict": fmt.Appendf(nil, `{"id":"good","type":"contact","customer_id":"c1","at":%q,"channel":"sms"}`, at.Format(time.RFC3339Nano)),
 	}
 	f.kafka.Produce(t, f.topic, "c1", event("good", "c1", at))
-	f.waitFor(t, "c1", 1)
+	for name, v := range poison {
+		if name != "id conflict" {
+			f.kafka.Produce(t, f.topic, "c1", v)
+		}
+	}
+	f.kafka.Produce(t, f.topic, "c1", poison["id conflict"])
+	f.kafka.Produce(t, f.topic, "c1", event("good", "c1", at)) // a redelivery is not a conflict
+	f.kafka.Produce(t, f.topic, "c1", event("marker", "c1", at.Add(time.Minute)))
+	events := f.waitFor(t, "c1", 2)
 
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: f.kafka.Brokers, Topic: f.dlq, Partition: 0, MaxWait: 100 * time.Millisecond})
 	defer r.Close()
@@ -138,7 +147,8 @@ func TestPoisonMessagesGoToTheDLQ(t *testing.T) {
 		}
 		got[string(m.Value)] = m
 	}
-	wantField := map[string]string{"not json": "", "invalid": "channel", "unknown type": "type", "bad time": "at"}
+	wantField := map[string]string{"not json": "", "invalid": "channel", "unknown type": "type", "bad time": "at",
+		"bad currency": "currency", "far future": "at", "id conflict": "id"}
 	for name, v := range poison {
 		m, ok := got[string(v)]
 		if !ok {
@@ -159,6 +169,20 @@ func TestPoisonMessagesGoToTheDLQ(t *testing.T) {
 			t.Errorf("%s: origin headers %v", name, h)
 		}
 	}
+	if h := headers(got[string(poison["id conflict"])]); !strings.HasPrefix(h[stream.HeaderError], stream.ReasonIDConflict+": ") {
+		t.Errorf("id conflict reason = %q", h[stream.HeaderError])
+	}
+	if len(events) != 2 || events[1].ID != "good" || events[1].Channel != contact.Call {
+		t.Errorf("timeline = %+v, want marker and the first version of good", events)
+	}
+}
+
+func headers(m kafka.Message) map[string]string {
+	h := map[string]string{}
+	for _, x := range m.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	return h
 }
 
 func TestRedisDownMidStreamLosesNothing(t *testing.T) {
