@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -31,7 +32,9 @@ var (
 // matched, in the alert rules, their tests and the Grafana dashboard is one
 // that a running outreachd exposes on /metrics.
 func TestMonitoringUsesRealMetrics(t *testing.T) {
-	exposed := exposedSeries(t, scrapeOutreachd(t))
+	families := scrapeOutreachd(t)
+	exposed := exposedSeries(t, families)
+	t.Run("documented", func(t *testing.T) { checkDocumented(t, families) })
 	for name := range pendingMetrics {
 		if _, ok := exposed[name]; ok {
 			t.Errorf("outreachd exposes %s now: delete it from pendingMetrics in helpers_test.go", name)
@@ -54,6 +57,42 @@ func TestMonitoringUsesRealMetrics(t *testing.T) {
 	slices.Sort(problems)
 	if problems = slices.Compact(problems); len(problems) > 0 {
 		t.Errorf("metrics or labels that outreachd does not expose:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
+// checkDocumented checks that docs/OPERATIONS.md explains every outreach_*
+// metric and every alert, and has the section each alert's runbook_url
+// points to.
+func checkDocumented(t *testing.T, families map[string]*dto.MetricFamily) {
+	doc := string(readFile(t, filepath.Join(root, "docs", "OPERATIONS.md")))
+	names := mapKeys(families)
+	for name := range pendingMetrics {
+		names = append(names, strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(name, "_bucket"), "_sum"), "_count"))
+	}
+	for _, name := range names {
+		if strings.HasPrefix(name, "outreach_") && !strings.Contains(doc, "`"+name+"`") {
+			t.Errorf("docs/OPERATIONS.md does not explain the metric %s", name)
+		}
+	}
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert       string
+				Annotations map[string]string
+			}
+		}
+	}
+	unmarshalYAML(t, filepath.Join("prometheus", "alerts.yaml"), &rules)
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			anchor, ok := strings.CutPrefix(r.Annotations["runbook_url"], "docs/OPERATIONS.md#")
+			if !ok || !regexp.MustCompile(`(?mi)^#+ `+regexp.QuoteMeta(anchor)+`$`).MatchString(doc) {
+				t.Errorf("alert %s: runbook_url %q names no section of docs/OPERATIONS.md", r.Alert, r.Annotations["runbook_url"])
+			}
+			if !strings.Contains(doc, r.Alert) {
+				t.Errorf("docs/OPERATIONS.md does not mention the alert %s", r.Alert)
+			}
+		}
 	}
 }
 
