@@ -1,7 +1,10 @@
 package deployments_test
 
 import (
+	"io/fs"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -236,4 +239,52 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// TestHelmNotes renders NOTES.txt, which helm template leaves out, through a
+// copy of the chart where it is an ordinary template.
+func TestHelmNotes(t *testing.T) {
+	dir := t.TempDir()
+	err := filepath.WalkDir(chart, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		data, err := os.ReadFile(path) // follows files/policy.yaml's link
+		if err != nil {
+			return err
+		}
+		dst := filepath.Join(dir, strings.TrimPrefix(path, chart))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := readFile(t, filepath.Join(chart, "templates", "NOTES.txt"))
+	tpl := "{{- define \"test.notes\" -}}\n" + string(notes) + "{{- end -}}\n"
+	check := "notes: |\n  {{- include \"test.notes\" . | nindent 2 }}\n"
+	if os.WriteFile(filepath.Join(dir, "templates", "_notes_check.tpl"), []byte(tpl), 0o644) != nil ||
+		os.WriteFile(filepath.Join(dir, "templates", "notes-check.yaml"), []byte(check), 0o644) != nil {
+		t.Fatal("cannot write the notes check")
+	}
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{nil, []string{"create secret generic outreach-api-keys --from-file=api-keys.txt=keys.txt", "port-forward svc/outreach 8080:80"}},
+		{[]string{"--set", "auth=off,autoscaling.maxReplicas=20"}, []string{"WARNING: auth is off", "up to 20 replicas but 12 partitions"}},
+	} {
+		out, err := runHelm(t, append([]string{"template", "outreach", dir, "--namespace", "outreach", "--kube-version", kubeVersion,
+			"--show-only", "templates/notes-check.yaml"}, tc.args...)...)
+		if err != nil {
+			t.Fatalf("NOTES.txt %v: %v", tc.args, err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("NOTES.txt %v does not say %q:\n%s", tc.args, w, out)
+			}
+		}
+	}
 }

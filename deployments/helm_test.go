@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -37,42 +38,41 @@ var helmOnce struct {
 // once). Without it the test skips, except in CI.
 func helm(t *testing.T) string {
 	t.Helper()
-	helmOnce.Do(func() {
-		cache, err := os.UserCacheDir()
-		if err != nil {
-			helmOnce.err = err
-			return
-		}
-		dir := filepath.Join(cache, "outreach-tools", "helm-"+helmVersion)
-		helmOnce.path = filepath.Join(dir, "helm")
-		if _, err := os.Stat(helmOnce.path); err == nil {
-			return
-		}
-		if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-			helmOnce.err = err
-			return
-		}
-		tmp, err := os.MkdirTemp(filepath.Dir(dir), "build")
-		if err != nil {
-			helmOnce.err = err
-			return
-		}
-		defer os.RemoveAll(tmp)
-		cmd := exec.Command("go", "install", "helm.sh/helm/v3/cmd/helm@"+helmVersion)
-		cmd.Dir = tmp
-		cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			helmOnce.err = errors.New(err.Error() + "\n" + string(out))
-			return
-		}
-		if err := os.MkdirAll(dir, 0o755); err == nil {
-			helmOnce.err = os.Rename(filepath.Join(tmp, "helm"), helmOnce.path)
-		}
-	})
+	helmOnce.Do(func() { helmOnce.path, helmOnce.err = buildHelm() })
 	if helmOnce.err != nil {
 		missing(t, "helm "+helmVersion+" could not be built: "+helmOnce.err.Error())
 	}
 	return helmOnce.path
+}
+
+// buildHelm builds Helm from the Go module proxy into the cache directory,
+// unless it is there already, and returns its path.
+func buildHelm() (string, error) {
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cache, "outreach-tools", "helm-"+helmVersion)
+	bin := filepath.Join(dir, "helm")
+	if _, err := os.Stat(bin); err == nil {
+		return bin, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), "build")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tmp)
+	cmd := exec.Command("go", "install", "helm.sh/helm/v3/cmd/helm@"+helmVersion)
+	cmd.Dir = tmp
+	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%v\n%s", err, out)
+	}
+	// Built aside and renamed, so that a broken build never sits at bin.
+	return bin, os.Rename(filepath.Join(tmp, "helm"), bin)
 }
 
 // render runs helm template on the chart with args and decodes every
