@@ -30,7 +30,7 @@ type scrubOptions struct {
 	channel     string
 	purpose     string
 	product     string
-	price       float64
+	price       string
 	currency    string
 	campaign    string
 	policy      string // a preset's name
@@ -87,7 +87,7 @@ func (a *app) scrubCommand() *cobra.Command {
 	f.StringVar(&o.channel, "channel", "", "channel of the calls: call (the default), sms, email, mail, visit or chat")
 	f.StringVar(&o.purpose, "purpose", "", "purpose: sales (the default), service, recovery, collections, survey or info")
 	f.StringVar(&o.product, "product", "", "product offered")
-	f.Float64Var(&o.price, "price", 0, "price offered")
+	f.StringVar(&o.price, "price", "", "price offered, such as 49.90, in --currency or the server's default currency")
 	f.StringVar(&o.currency, "currency", "", "currency of --price, ISO 4217 (EUR)")
 	f.StringVar(&o.campaign, "campaign", "", "campaign, for its policy overrides")
 	f.StringVar(&o.at, "at", "", "when the calls will be made, RFC 3339 (default now)")
@@ -117,11 +117,13 @@ func (o *scrubOptions) query(flags *pflag.FlagSet) (url.Values, error) {
 	if o.product != "" {
 		q.Set("product", o.product)
 	}
-	if flags.Changed("price") {
-		if o.price < 0 {
-			return nil, usagef("--price must not be negative")
+	if o.price != "" {
+		// The server reads it in its own default currency; a local check
+		// with EUR's two decimals catches what is not an amount at all.
+		if _, err := contact.ParseMoney("price", o.price, "currency", "EUR"); err != nil && o.currency == "" {
+			return nil, usagef("--price %s", err.(*contact.Error).Message)
 		}
-		q.Set("price", strconv.FormatFloat(o.price, 'f', -1, 64))
+		q.Set("price", o.price)
 	}
 	if o.currency != "" {
 		q.Set("currency", o.currency)
