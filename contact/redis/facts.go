@@ -26,7 +26,8 @@ func (s *Store) Facts(ctx context.Context, lookups []contact.Lookup) []contact.F
 	now := s.now()
 	type pending struct {
 		state  func() (contact.State, error)
-		take   *goredis.BoolCmd // nil unless the lookup claims
+		epoch  *goredis.StringCmd // nil unless the store checks its epoch
+		take   *goredis.BoolCmd   // nil unless the lookup claims
 		holder *goredis.StringCmd
 		claim  contact.Claim
 	}
@@ -35,6 +36,9 @@ func (s *Store) Facts(ctx context.Context, lookups []contact.Lookup) []contact.F
 	ps := make([]pending, len(lookups))
 	for i := range lookups {
 		l, p := &lookups[i], &ps[i]
+		if s.epoch {
+			p.epoch = pipe.Get(ctx, s.customerEpochKey(l.CustomerID))
+		}
 		p.state = s.queueState(ctx, pipe, l.CustomerID, now)
 		key := s.claimKey(l.CustomerID)
 		// SET NX comes before GET, so that a check that loses the race
@@ -52,20 +56,41 @@ func (s *Store) Facts(ctx context.Context, lookups []contact.Lookup) []contact.F
 	out := make([]contact.Facts, len(lookups))
 	for i := range lookups {
 		p := &ps[i]
-		f, err := s.facts(p.state, p.take, p.holder, sup, i)
-		took := p.take != nil && p.take.Err() == nil && p.take.Val()
-		if took {
+		err := s.checkEpoch(p.epoch)
+		var f contact.Facts
+		if err == nil {
+			f, err = s.facts(p.state, p.take, p.holder, sup, i)
+		}
+		if p.take != nil && p.take.Err() == nil && p.take.Val() {
 			f.Taken = &p.claim
 		}
 		if err != nil {
-			if took {
-				s.release(ctx, p.claim.Token)
+			if lookups[i].Claim != nil {
+				// The SET may have been applied even if its answer was
+				// lost; the release deletes only our own token.
+				go s.release(ctx, p.claim.Token)
 			}
 			f = contact.Facts{Err: err}
 		}
 		out[i] = f
 	}
 	return out
+}
+
+// checkEpoch fails a check whose slot has lost its epoch: the node that
+// holds the customer came back without its data.
+func (s *Store) checkEpoch(cmd *goredis.StringCmd) error {
+	if cmd == nil {
+		return nil
+	}
+	err := cmd.Err()
+	switch {
+	case errors.Is(err, goredis.Nil):
+		return s.storeReset(cmd.Args()[1].(string))
+	case err != nil:
+		return contact.Unavailable("redis", fmt.Errorf("store: unable to read the epoch: %w", err))
+	}
+	return nil
 }
 
 // facts gathers the reads of lookup i once the pipeline has run.

@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -52,6 +53,10 @@ type Options struct {
 	// Limits bound the non-binding parts of the state; they come from the
 	// policy in force and may change between calls. nil means defaults.
 	Limits func() contact.Limits
+	// Epoch makes every check read the store epoch of its customer's slot
+	// (epoch.go), so that a Redis that came back empty answers unavailable.
+	// The epoch must have been written with NewEpoch.
+	Epoch  bool
 	Now    func() time.Time
 	Logger *slog.Logger
 }
@@ -63,13 +68,15 @@ type Store struct {
 	retention time.Duration
 	maxEvents int
 	limitsFn  func() contact.Limits
+	epoch     bool
+	reset     atomic.Bool // a check met a lost epoch since the last NewEpoch
 	now       func() time.Time
 	log       *slog.Logger
 }
 
 // New returns a Store over rdb, which may be a Client or a ClusterClient.
 func New(rdb goredis.UniversalClient, o Options) *Store {
-	s := &Store{rdb: rdb, prefix: o.Prefix, retention: o.Retention, maxEvents: o.MaxEvents, limitsFn: o.Limits, now: o.Now, log: o.Logger}
+	s := &Store{rdb: rdb, prefix: o.Prefix, retention: o.Retention, maxEvents: o.MaxEvents, limitsFn: o.Limits, epoch: o.Epoch, now: o.Now, log: o.Logger}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}

@@ -19,6 +19,10 @@ const (
 	DefaultScrubBatchSize = 1 << 20
 )
 
+// scrubReadTimeout bounds the store reads of one batch of a scrub, which,
+// unlike a dialer, can wait.
+const scrubReadTimeout = 30 * time.Second
+
 // ScrubOptions configure a scrub. A zero value of a field takes its default.
 type ScrubOptions struct {
 	// Defaults are the check of a row that leaves a field empty: channel,
@@ -187,7 +191,7 @@ func (s *Service) checkBatch(ctx context.Context, o ScrubOptions, b *scrubBatch,
 	if len(reqs) == 0 {
 		return
 	}
-	results := s.decide(ctx, o.Policy, reqs, now, false)
+	results := s.decide(ctx, o.Policy, reqs, now, scrubReadTimeout)
 	unavailable := 0
 	for k, res := range results {
 		if failClosed(&res) {

@@ -34,9 +34,12 @@ type Config struct {
 	// Policy returns the policy in force; it may change between calls.
 	Policy   func() *dedupe.Policy
 	Defaults contact.Defaults // the currency and phone region of requests
-	Now      func() time.Time // default time.Now
-	Logger   *slog.Logger
-	Metrics  *Metrics // nil counts nothing
+	// Timeout bounds a check's store reads; after it the check answers
+	// unavailable. Default DefaultTimeout.
+	Timeout time.Duration
+	Now     func() time.Time // default time.Now
+	Logger  *slog.Logger
+	Metrics *Metrics // nil counts nothing
 }
 
 // Service answers checks and scrubs. It is safe for concurrent use.
@@ -45,8 +48,14 @@ type Service struct {
 	log *slog.Logger
 }
 
+// DefaultTimeout is Config.Timeout's default: a dialer needs a bounded answer.
+const DefaultTimeout = 300 * time.Millisecond
+
 // New returns a Service.
 func New(cfg Config) *Service {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -91,20 +100,24 @@ func (s *Service) Check(ctx context.Context, reqs []dedupe.Request, o Options) (
 	if p == nil {
 		p = s.cfg.Policy()
 	}
-	return s.decide(ctx, p, reqs, now, true), nil
+	return s.decide(ctx, p, reqs, now, s.cfg.Timeout), nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
 
-// decide checks normalized requests under p. Live checks are counted in the
+// decide checks normalized requests under p, reading the store for at most
+// timeout. Live checks (timeout is the configured one) are counted in the
 // metrics; scrubs are not.
-func (s *Service) decide(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Request, now time.Time, live bool) []dedupe.Result {
+func (s *Service) decide(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Request, now time.Time, timeout time.Duration) []dedupe.Result {
+	live := timeout == s.cfg.Timeout
 	start := time.Now()
 	lookups := make([]contact.Lookup, len(reqs))
 	for i := range reqs {
 		lookups[i] = lookup(&reqs[i], p, now)
 	}
-	facts := s.cfg.Store.Facts(ctx, lookups)
+	readCtx, cancel := context.WithTimeout(ctx, timeout)
+	facts := s.cfg.Store.Facts(readCtx, lookups)
+	cancel()
 	results := make([]dedupe.Result, len(reqs))
 	var failed []error
 	for i := range reqs {

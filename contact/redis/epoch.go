@@ -1,0 +1,177 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/outreach/outreach/contact"
+)
+
+// The store epoch notices a Redis that came back empty.
+//
+// Every one of the 16,384 hash slots of Redis Cluster holds an epoch key,
+// PREFIX{e:N}:epoch, whose tag e:N hashes to that slot. A check reads the
+// epoch key of its customer's slot in the same round trip as the customer's
+// facts: if a node restarted without its data, the keys of its slots are
+// gone, and so are its customers' opt-outs, complaints and claims; the check
+// then answers unavailable rather than allowed. On a single Redis all the
+// keys live on one server and vanish together.
+//
+// The keys are written when the store is first used, and again when an
+// operator acknowledges a reset or a replay has rebuilt the store.
+
+// ErrStoreReset is the cause of the EUnavailable error of a check whose
+// slot has lost its epoch: the store was reset and its data is gone.
+var ErrStoreReset = errors.New("store: the store was reset: its data is gone until a replay or an operator restores it")
+
+const slots = 16384
+
+// EpochState says what the epoch keys of a store tell.
+type EpochState int
+
+const (
+	EpochOK    EpochState = iota // every slot has the store's epoch
+	EpochFresh                   // no slot has an epoch: a store never used, or wholly reset
+	EpochReset                   // some slots lost their epoch, or hold another: data is gone
+)
+
+func (s EpochState) String() string {
+	return [...]string{"ok", "fresh", "reset"}[s]
+}
+
+// slotTags holds, for every slot, a hash tag that maps to it.
+var slotTags = sync.OnceValue(func() *[slots]string {
+	var tags [slots]string
+	found := 0
+	for n := 0; found < slots; n++ {
+		tag := "e:" + strconv.Itoa(n)
+		if sl := keySlot(tag); tags[sl] == "" {
+			tags[sl] = tag
+			found++
+		}
+	}
+	return &tags
+})
+
+// keySlot is the Redis Cluster slot of a hash tag's content: CRC16-XMODEM
+// modulo 16384.
+func keySlot(tag string) int {
+	var crc uint16
+	for i := 0; i < len(tag); i++ {
+		crc ^= uint16(tag[i]) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return int(crc) % slots
+}
+
+func (s *Store) epochKey(slot int) string { return s.prefix + "{" + slotTags()[slot] + "}:epoch" }
+
+// customerEpochKey is the epoch key in the slot of the customer's keys.
+func (s *Store) customerEpochKey(customerID string) string {
+	return s.epochKey(keySlot("c:" + customerID))
+}
+
+// Epoch reads every epoch key and says what they tell, with the epoch in
+// force (empty when fresh). It reads 16,384 keys: it is for start-up and
+// repairs, not for each check. EUnavailable when Redis cannot be read.
+func (s *Store) Epoch(ctx context.Context) (EpochState, string, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*goredis.StringCmd, slots)
+	for i := range cmds {
+		cmds[i] = pipe.Get(ctx, s.epochKey(i))
+	}
+	_, _ = pipe.Exec(ctx)
+	seen := map[string]int{}
+	missing := 0
+	for _, c := range cmds {
+		v, err := c.Result()
+		switch {
+		case errors.Is(err, goredis.Nil):
+			missing++
+		case err != nil:
+			return 0, "", contact.Unavailable("redis", fmt.Errorf("store: unable to read the epoch: %w", err))
+		default:
+			seen[v]++
+		}
+	}
+	switch {
+	case missing == slots:
+		return EpochFresh, "", nil
+	case missing > 0 || len(seen) > 1:
+		return EpochReset, "", nil
+	}
+	for v := range seen {
+		return EpochOK, v, nil
+	}
+	return EpochFresh, "", nil
+}
+
+// NewEpoch writes a new epoch into every slot, replacing what is there: the
+// store is declared whole. Use it on a fresh store, after a replay, or when
+// an operator accepts the loss of a reset. It returns the new epoch.
+func (s *Store) NewEpoch(ctx context.Context) (string, error) {
+	b := make([]byte, 8)
+	rand.Read(b)
+	epoch := hex.EncodeToString(b)
+	pipe := s.rdb.Pipeline()
+	for i := range slots {
+		pipe.Set(ctx, s.epochKey(i), epoch, 0)
+		if pipe.Len() >= 2048 {
+			if _, err := pipe.Exec(ctx); err != nil {
+				return "", contact.Unavailable("redis", fmt.Errorf("store: unable to write the epoch: %w", err))
+			}
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return "", contact.Unavailable("redis", fmt.Errorf("store: unable to write the epoch: %w", err))
+	}
+	s.reset.Store(false)
+	return epoch, nil
+}
+
+// EpochSample checks the epoch keys of 64 slots spread over the key space,
+// enough to meet every node of a cluster: a readiness check. It returns an
+// EUnavailable error wrapping ErrStoreReset when any is missing, and also
+// when a check has met a lost epoch since the last NewEpoch.
+func (s *Store) EpochSample(ctx context.Context) error {
+	if s.reset.Load() {
+		return &contact.Error{Code: contact.EUnavailable, Message: ErrStoreReset.Error(), Err: ErrStoreReset}
+	}
+	pipe := s.rdb.Pipeline()
+	var cmds []*goredis.IntCmd
+	for i := 0; i < slots; i += slots / 64 {
+		cmds = append(cmds, pipe.Exists(ctx, s.epochKey(i)))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return contact.Unavailable("redis", err)
+	}
+	for _, c := range cmds {
+		if c.Val() != 1 {
+			return &contact.Error{Code: contact.EUnavailable, Message: ErrStoreReset.Error(), Err: ErrStoreReset}
+		}
+	}
+	return nil
+}
+
+// storeReset records that a check met a lost epoch, and logs it the first
+// time, and returns the check's error.
+func (s *Store) storeReset(key string) error {
+	if !s.reset.Swap(true) {
+		s.log.Error("store: the store was reset: an epoch key is gone, so its data is too; checks answer unavailable until a replay or an operator restores it",
+			"key", key)
+	}
+	return &contact.Error{Code: contact.EUnavailable, Message: ErrStoreReset.Error(), Err: ErrStoreReset}
+}
