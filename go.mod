@@ -16,8 +16,8 @@ require (
 	github.com/spf13/pflag v1.0.9
 	github.com/ttacon/libphonenumber v1.2.1
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
+	go.yaml.in/yaml/v3 v3.0.6
 	golang.org/x/term v0.47.0
-	gopkg.in/yaml.v3 v3.0.1
 )
 
 require (
