@@ -6,7 +6,6 @@ import (
 	"errors"
 	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -101,10 +100,7 @@ func (s *Server) contacts(c echo.Context) error {
 
 // customerParam returns the validated :id path parameter.
 func customerParam(c echo.Context) (string, error) {
-	id, err := url.PathUnescape(c.Param("id"))
-	if err != nil {
-		return "", contact.Invalid("customer_id", "is not a valid URL path segment")
-	}
+	id := c.Param("id")
 	if err := contact.ValidCustomerID(id); err != nil {
 		return "", err
 	}

@@ -85,6 +85,7 @@ func New(cfg Config) *Server {
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{cfg: cfg, echo: e, log: cfg.Logger}
 	e.HTTPErrorHandler = s.handleError
+	e.Pre(routeOnEscapedPath) // path.go: ids are decoded once
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 		s.log.Error("http: panic", "error", err, "path", c.Path(), "stack", string(stack))
 		return err
@@ -92,6 +93,7 @@ func New(cfg Config) *Server {
 	if cfg.Registry != nil {
 		e.Use(s.instrument(cfg.Registry))
 	}
+	e.Use(decodePathParams)
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   strconv.FormatInt(cfg.MaxBody, 10) + "B",
 		Skipper: streamedUpload, // lists.go

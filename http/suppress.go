@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -44,14 +43,6 @@ func (s *Server) suppressionStore() (Suppressions, error) {
 	return s.cfg.Lists.Suppressions, nil
 }
 
-func listParam(c echo.Context) (string, error) {
-	list, err := url.PathUnescape(c.Param("list"))
-	if err != nil {
-		return "", contact.Invalid("list", "is not a valid URL path segment")
-	}
-	return list, nil
-}
-
 // loadSuppressions reads a CSV upload, streamed, and replaces the list with
 // it or adds it to the list. Either is all or nothing: the first bad row
 // stops the upload with a 400 naming its line, and the list is as before.
@@ -62,10 +53,7 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 	if err != nil {
 		return err
 	}
-	list, err := listParam(c)
-	if err != nil {
-		return err
-	}
+	list := c.Param("list")
 	if err := requireCSV(c); err != nil {
 		return err
 	}
@@ -215,15 +203,8 @@ func (s *Server) deleteSuppression(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := listParam(c)
-	if err != nil {
-		return err
-	}
-	entry, err := url.PathUnescape(c.Param("entry"))
-	if err != nil {
-		return contact.Invalid("entry", "is not a valid URL path segment")
-	}
-	key, err := entryKey(entry)
+	list := c.Param("list")
+	key, err := entryKey(c.Param("entry"))
 	if err != nil {
 		return err
 	}
@@ -245,10 +226,7 @@ func (s *Server) getSuppressions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := listParam(c)
-	if err != nil {
-		return err
-	}
+	list := c.Param("list")
 	ctx := c.Request().Context()
 	id, phone := c.QueryParam("customer_id"), c.QueryParam("phone")
 	// A + left unencoded in a query string arrives as a space.
