@@ -120,6 +120,9 @@ func (e *Event) IsOutboundContact() bool {
 func Decode(data []byte) (Event, error) {
 	// UnmarshalJSON's json.Unmarshal rejects malformed and trailing data;
 	// calling it directly spares json.Unmarshal's own scans of the input.
+	if err := ValidJSONText(data); err != nil {
+		return Event{}, err
+	}
 	var e Event
 	if err := e.UnmarshalJSON(data); err != nil {
 		return Event{}, JSONError(err)
@@ -196,10 +199,10 @@ func ParseTime(field, s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, Invalid(field, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z; got %q", Clip(s))
 	}
-	if t = t.UTC(); t.Year() < 1970 || t.Year() > 9999 {
-		return time.Time{}, Invalid(field, "must be between the years 1970 and 9999; got %q", Clip(s))
+	if err := CheckTime(field, t); err != nil {
+		return time.Time{}, err
 	}
-	return t, nil
+	return t.UTC(), nil
 }
 
 // Normalize fills defaults, converts times to UTC and validates e. It returns
@@ -222,8 +225,8 @@ func (e *Event) Normalize() error {
 		return Invalid("at", "is required")
 	}
 	e.At = e.At.UTC()
-	if y := e.At.Year(); y < 1970 || y > 9999 {
-		return Invalid("at", "must be between the years 1970 and 9999")
+	if err := CheckTime("at", e.At); err != nil {
+		return err
 	}
 	for _, f := range []struct {
 		name, value string
@@ -306,6 +309,11 @@ func (e *Event) Normalize() error {
 func (o *Offer) Validate() error {
 	if err := text("offer.id", o.ID, maxTextLen, false); err != nil {
 		return err
+	}
+	if o.ExpiresAt != nil {
+		if err := CheckTime("offer.expires_at", *o.ExpiresAt); err != nil {
+			return err
+		}
 	}
 	return validPrice("offer.price", o.Price, "offer.currency", o.Currency)
 }

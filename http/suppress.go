@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -68,6 +69,9 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 		}
 		return err
 	}
+	if !utf8.ValidString(strings.Join(cr.header, "")) {
+		return lineError(1, "the header must be valid UTF-8")
+	}
 	cols, ignored, err := columns(cr.header, suppressIn...)
 	if err != nil {
 		return err
@@ -94,6 +98,10 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 				return
 			}
 			res.Rows++
+			if err := validCells(cr.header, rec); err != nil {
+				yield(dedupe.Suppression{}, rowError(cr.line, err))
+				return
+			}
 			es, err := suppressionRow(sup, rec, cols, defReason)
 			if err != nil {
 				yield(dedupe.Suppression{}, rowError(cr.line, err))
@@ -121,6 +129,17 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 	s.log.Info("suppression list "+verb, "list", list, "rows", res.Rows, "entries", res.Entries,
 		"expired", res.Expired, "seconds", time.Since(start).Seconds())
 	return c.JSON(http.StatusOK, res)
+}
+
+// validCells checks that every cell of a row is valid UTF-8, those of
+// ignored columns too, and names the column of the first that is not.
+func validCells(header, rec []string) error {
+	for i, v := range rec {
+		if err := contact.ValidUTF8(header[i], v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // suppressionRow returns the entries of one row: one for its customer_id
@@ -173,14 +192,13 @@ func suppressionRow(sup Suppressions, rec []string, cols map[string]int, defReas
 // parseExpiry reads an RFC 3339 time, or a date, which means its start in
 // UTC: an entry expiring on 2027-01-01 no longer counts from that day on.
 func parseExpiry(v string) (time.Time, error) {
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	t, err := contact.ParseTime("expires_at", v)
+	t, err := time.Parse(time.DateOnly, v)
 	if err != nil {
-		return time.Time{}, contact.Invalid("expires_at", "must be a date such as 2027-01-31 or an RFC 3339 time; got %q", contact.Clip(v))
+		if t, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return time.Time{}, contact.Invalid("expires_at", "must be a date such as 2027-01-31 or an RFC 3339 time; got %q", contact.Clip(v))
+		}
 	}
-	return t, nil
+	return t.UTC(), contact.CheckTime("expires_at", t)
 }
 
 // entryKey reads the {entry} of DELETE /v1/suppressions/{list}/{entry}:
