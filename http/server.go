@@ -54,6 +54,9 @@ type Config struct {
 	MaxBody  int64 // request body limit in bytes; default 4 MiB; list uploads are exempt
 	Logger   *slog.Logger
 	Lists    ListsConfig // list scrubs and suppression lists (lists.go)
+	// RateLimits limits each API key's requests by its role (ratelimit.go);
+	// nil limits nothing.
+	RateLimits RateLimits
 }
 
 // MaxEventsPerRequest is the most events POST /v1/events takes at once.
@@ -61,9 +64,10 @@ const MaxEventsPerRequest = 1000
 
 // Server is the HTTP API. Its Handler is safe for concurrent use.
 type Server struct {
-	cfg  Config
-	echo *echo.Echo
-	log  *slog.Logger
+	cfg      Config
+	echo     *echo.Echo
+	log      *slog.Logger
+	limiters *limiters // nil: no rate limits
 }
 
 // New returns a Server with every route registered.
@@ -84,6 +88,9 @@ func New(cfg Config) *Server {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{cfg: cfg, echo: e, log: cfg.Logger}
+	if cfg.RateLimits != nil {
+		s.limiters = newLimiters(cfg.RateLimits, cfg.Registry)
+	}
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(routeOnEscapedPath) // path.go: ids are decoded once
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -218,6 +225,7 @@ var statusOf = map[string]int{
 	contact.EForbidden:    http.StatusForbidden,
 	contact.ETooLarge:     http.StatusRequestEntityTooLarge,
 	contact.EUnsupported:  http.StatusUnsupportedMediaType,
+	contact.ERateLimited:  http.StatusTooManyRequests,
 	contact.EUnavailable:  http.StatusServiceUnavailable,
 	contact.EInternal:     http.StatusInternalServerError,
 }
@@ -230,6 +238,7 @@ var codeOfStatus = map[int]string{
 	http.StatusForbidden:             contact.EForbidden,
 	http.StatusRequestEntityTooLarge: contact.ETooLarge,
 	http.StatusUnsupportedMediaType:  contact.EUnsupported,
+	http.StatusTooManyRequests:       contact.ERateLimited,
 	http.StatusServiceUnavailable:    contact.EUnavailable,
 }
 
