@@ -81,6 +81,9 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Lists.UploadIdle <= 0 {
+		cfg.Lists.UploadIdle = 2 * time.Minute
+	}
 	if cfg.Policy == nil {
 		p := dedupe.DefaultPolicy()
 		cfg.Policy = func() *dedupe.Policy { return p }

@@ -62,7 +62,9 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 	if err := contact.ValidText("reason", defReason); err != nil {
 		return err
 	}
-	cr, err := newCSVReader(c.Request().Body)
+	rc := http.NewResponseController(c.Response())
+	body := &progressReader{r: c.Request().Body, rc: rc, idle: s.cfg.Lists.UploadIdle}
+	cr, err := newCSVReader(body)
 	if err != nil {
 		if contact.ErrorCode(err) != contact.EInvalid {
 			err = bodyError(err)
@@ -126,6 +128,7 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 	if res.Entries, err = load(c.Request().Context(), list, entries); err != nil {
 		return err
 	}
+	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.Lists.UploadIdle))
 	s.log.Info("suppression list "+verb, "list", list, "rows", res.Rows, "entries", res.Entries,
 		"expired", res.Expired, "seconds", time.Since(start).Seconds())
 	return c.JSON(http.StatusOK, res)
