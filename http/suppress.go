@@ -236,7 +236,7 @@ func (s *Server) deleteSuppression(c echo.Context) error {
 	if !found {
 		return contact.Errorf(contact.ENotFound, "list %s has no such entry", list)
 	}
-	s.log.Info("suppression entry deleted", "list", list)
+	s.log.Info("suppression entry deleted", "list", list, "entry", key) // its phone shows as its last two digits
 	return c.NoContent(http.StatusNoContent)
 }
 
