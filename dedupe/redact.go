@@ -20,7 +20,10 @@ func (r Request) LogValue() slog.Value {
 // LogValue logs a suppression entry without its phone number or its
 // reason, which is free text.
 func (s Suppression) LogValue() slog.Value {
-	attrs := []slog.Attr{slog.String("list", s.List)}
+	var attrs []slog.Attr
+	if s.List != "" {
+		attrs = append(attrs, slog.String("list", s.List))
+	}
 	if s.CustomerID != "" {
 		attrs = append(attrs, slog.String("customer_id", s.CustomerID))
 	}

@@ -19,7 +19,6 @@ import (
 // validates them all and produces them to Kafka, or none of them.
 func (s *Server) postEvents(c echo.Context) error {
 	body, err := readBody(c) // contact.Decode refuses invalid UTF-8, by index
-
 	if err != nil {
 		return err
 	}

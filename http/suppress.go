@@ -201,7 +201,10 @@ func parseExpiry(v string) (time.Time, error) {
 			return time.Time{}, contact.Invalid("expires_at", "must be a date such as 2027-01-31 or an RFC 3339 time; got %q", contact.Clip(v))
 		}
 	}
-	return t.UTC(), contact.CheckTime("expires_at", t)
+	if err := contact.CheckTime("expires_at", t); err != nil {
+		return time.Time{}, err
+	}
+	return t.UTC(), nil
 }
 
 // entryKey reads the {entry} of DELETE /v1/suppressions/{list}/{entry}:

@@ -17,8 +17,9 @@ import (
 	httpapi "github.com/outreach/outreach/http"
 )
 
-// Config is every setting of outreachd. Each has a default, a flag and an
-// OUTREACH_* environment variable; flags win over the environment.
+// Config is every setting of outreachd. Each has a default, an OUTREACH_*
+// environment variable and, but for secrets, a flag; flags win over the
+// environment.
 type Config struct {
 	HTTPAddr          string
 	HTTPReadTimeout   time.Duration
