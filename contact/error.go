@@ -15,6 +15,7 @@ const (
 	EForbidden    = "forbidden"    // a known key whose role may not do this
 	ETooLarge     = "too_large"    // the body is over the limit
 	EUnsupported  = "unsupported"  // the content type is not accepted
+	ERateLimited  = "rate_limited" // the caller sent more requests than its role may
 	EUnavailable  = "unavailable"  // a dependency (Redis, Kafka) cannot be reached
 	EInternal     = "internal"     // a bug or an unexpected failure
 )

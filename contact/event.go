@@ -175,6 +175,9 @@ func (e *Event) IsOutboundContact() bool {
 func Decode(data []byte, d Defaults) (Event, error) {
 	// UnmarshalJSON's json.Unmarshal rejects malformed and trailing data;
 	// calling it directly spares json.Unmarshal's own scans of the input.
+	if err := ValidJSONText(data); err != nil {
+		return Event{}, err
+	}
 	var e Event
 	if err := e.UnmarshalJSON(data); err != nil {
 		return Event{}, JSONError(err)
@@ -212,10 +215,10 @@ func ParseTime(field, s string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, Invalid(field, "must be an RFC 3339 time such as 2026-01-02T15:04:05Z; got %q", Clip(s))
 	}
-	if t = t.UTC(); t.Year() < 1970 || t.Year() > 9999 {
-		return time.Time{}, Invalid(field, "must be between the years 1970 and 9999; got %q", Clip(s))
+	if err := CheckTime(field, t); err != nil {
+		return time.Time{}, err
 	}
-	return t.Truncate(time.Millisecond), nil
+	return t.UTC().Truncate(time.Millisecond), nil
 }
 
 // Normalize fills defaults from d, converts times to UTC milliseconds and
@@ -237,8 +240,8 @@ func (e *Event) Normalize(d Defaults) error {
 		return Invalid("at", "is required")
 	}
 	e.At = e.At.UTC().Truncate(time.Millisecond)
-	if y := e.At.Year(); y < 1970 || y > 9999 {
-		return Invalid("at", "must be between the years 1970 and 9999")
+	if err := CheckTime("at", e.At); err != nil {
+		return err
 	}
 	for _, f := range []struct {
 		name, value string
@@ -358,6 +361,9 @@ func (o *Offer) Normalize(d Defaults) error {
 		o.Price, o.raw = price, nil
 	}
 	if o.ExpiresAt != nil {
+		if err := CheckTime("offer.expires_at", *o.ExpiresAt); err != nil {
+			return err
+		}
 		t := o.ExpiresAt.UTC().Truncate(time.Millisecond)
 		o.ExpiresAt = &t
 	}

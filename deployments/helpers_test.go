@@ -18,7 +18,7 @@ var (
 	pendingMetrics = map[string][]string{}
 	// pendingSettings are OUTREACH_* variables not yet in the README's
 	// configuration table.
-	pendingSettings = []string{"OUTREACH_REDIS_PASSWORD_FILE"}
+	pendingSettings = []string{}
 )
 
 // root is the repository's root, relative to this package.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
@@ -86,35 +87,50 @@ func ParseKeys(data []byte) (*Keys, error) {
 // Role returns the role of key. It compares against every entry in constant
 // time, so that timing tells nothing about which hash came close.
 func (k *Keys) Role(key string) (Role, bool) {
+	role, _ := k.lookup(key)
+	return role, role != ""
+}
+
+// lookup returns the role of key and the index of its entry, which
+// identifies the key for rate limits; "" if the key is unknown.
+func (k *Keys) lookup(key string) (Role, int) {
 	sum := sha256.Sum256([]byte(key))
 	var found Role
-	for _, e := range k.entries {
+	index := -1
+	for i, e := range k.entries {
 		if subtle.ConstantTimeCompare(sum[:], e.hash[:]) == 1 {
-			found = e.role
+			found, index = e.role, i
 		}
 	}
-	return found, found != ""
+	return found, index
 }
 
 const roleKey = "outreach.role"
 
 // authorize lets a request through if its key has one of allowed or the
-// admin role. Without keys, every request is an admin's.
+// admin role, and the key is within its role's rate limit. Without keys,
+// every request is an admin's, limited by client address.
 func (s *Server) authorize(allowed ...Role) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			if s.cfg.Keys == nil {
 				c.Set(roleKey, RoleAdmin)
+				if err := s.rateLimit(c, "addr "+clientAddr(c), RoleAdmin); err != nil {
+					return err
+				}
 				return next(c)
 			}
 			key, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-			role, known := s.cfg.Keys.Role(strings.TrimSpace(key))
-			if !ok || !known {
+			role, index := s.cfg.Keys.lookup(strings.TrimSpace(key))
+			if !ok || role == "" {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="outreach"`)
 				return contact.Errorf(contact.EUnauthorized, "send a valid API key as Authorization: Bearer KEY")
 			}
 			if role != RoleAdmin && !slices.Contains(allowed, role) {
 				return contact.Errorf(contact.EForbidden, "the %s role may not use this endpoint", role)
+			}
+			if err := s.rateLimit(c, "key "+strconv.Itoa(index), role); err != nil {
+				return err
 			}
 			c.Set(roleKey, role)
 			return next(c)

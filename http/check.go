@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -121,14 +120,15 @@ func decodeRequest(raw []byte) (dedupe.Request, error) {
 	return req, nil
 }
 
-// readJSON reads a JSON request body, refusing other content types.
+// readJSON reads a JSON request body, refusing other content types and
+// invalid UTF-8, which is named by its field (and, in a batch, its index).
 func readJSON(c echo.Context) ([]byte, error) {
-	if err := requireJSON(c); err != nil {
+	body, err := readBody(c)
+	if err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(c.Request().Body)
-	if err != nil {
-		return nil, bodyError(err)
+	if err := contact.ValidJSONText(body); err != nil {
+		return nil, inBatch(err)
 	}
 	return body, nil
 }

@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -17,7 +18,7 @@ import (
 // postEvents takes one event or an array of up to MaxEventsPerRequest,
 // validates them all and produces them to Kafka, or none of them.
 func (s *Server) postEvents(c echo.Context) error {
-	body, err := readJSON(c)
+	body, err := readBody(c) // contact.Decode refuses invalid UTF-8, by index
 	if err != nil {
 		return err
 	}
@@ -100,14 +101,39 @@ func (s *Server) contacts(c echo.Context) error {
 
 // customerParam returns the validated :id path parameter.
 func customerParam(c echo.Context) (string, error) {
-	id, err := url.PathUnescape(c.Param("id"))
-	if err != nil {
-		return "", contact.Invalid("customer_id", "is not a valid URL path segment")
-	}
+	id := c.Param("id")
 	if err := contact.ValidCustomerID(id); err != nil {
 		return "", err
 	}
 	return id, nil
+}
+
+// readBody reads a JSON request body, refusing other content types.
+func readBody(c echo.Context) ([]byte, error) {
+	if err := requireJSON(c); err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		return nil, bodyError(err)
+	}
+	return body, nil
+}
+
+// inBatch moves the index of a batch element from the field path of an
+// EInvalid error to its index: "checks.2.agent" becomes field "agent" of
+// index 2, and so does "2.agent" of an array body.
+func inBatch(err error) error {
+	var ce *contact.Error
+	if !errors.As(err, &ce) {
+		return err
+	}
+	parts := strings.SplitN(strings.TrimPrefix(ce.Field, "checks."), ".", 2)
+	i, convErr := strconv.Atoi(parts[0])
+	if convErr != nil || len(parts) != 2 || strconv.Itoa(i) != parts[0] {
+		return err
+	}
+	return &indexedError{index: i, err: contact.Invalid(parts[1], "%s", ce.Message)}
 }
 
 // requireJSON rejects a body that is declared as something other than JSON.

@@ -2,9 +2,12 @@ package http
 
 import (
 	"context"
+	"errors"
+	"io"
 	"iter"
 	"mime"
 	"net/http"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -45,14 +48,18 @@ type ListsConfig struct {
 	// ScrubInFlight is how many batches of one scrub may be checked at
 	// once; default 4.
 	ScrubInFlight int
+	// UploadIdle is how long a list upload may go without progress before
+	// it is cut: the server's read and write timeouts do not apply to
+	// uploads, which may rightly take longer. Default 2 minutes.
+	UploadIdle time.Duration
 }
 
 // registerLists registers the list scrub and suppression-list routes.
 func (s *Server) registerLists() {
 	marketing := s.authorize(RoleMarketing)
-	s.echo.POST("/v1/lists/scrub", s.scrub, marketing)
-	s.echo.PUT("/v1/suppressions/:list", s.replaceSuppressions, marketing)
-	s.echo.POST("/v1/suppressions/:list", s.addSuppressions, marketing)
+	s.echo.POST("/v1/lists/scrub", s.scrub, marketing, s.uploadDeadlines)
+	s.echo.PUT("/v1/suppressions/:list", s.replaceSuppressions, marketing, s.uploadDeadlines)
+	s.echo.POST("/v1/suppressions/:list", s.addSuppressions, marketing, s.uploadDeadlines)
 	s.echo.GET("/v1/suppressions/:list", s.getSuppressions, marketing)
 	s.echo.DELETE("/v1/suppressions/:list/:entry", s.deleteSuppression, marketing)
 }
@@ -65,6 +72,53 @@ func streamedUpload(c echo.Context) bool {
 		return true
 	}
 	return false
+}
+
+// uploadDeadlines replaces the server's read and write deadlines of an
+// authorized list upload, which may rightly take longer than any other
+// request: reading may take UploadIdle to make progress (the handler moves
+// the deadline on as it does), and writing has no deadline until the
+// handler sets one. Unauthorized uploads keep the server's deadlines.
+func (s *Server) uploadDeadlines(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		rc := http.NewResponseController(c.Response())
+		_ = rc.SetReadDeadline(time.Now().Add(s.cfg.Lists.UploadIdle))
+		_ = rc.SetWriteDeadline(time.Time{})
+		return next(c)
+	}
+}
+
+// uploadProgress is how much of a list upload counts as progress.
+const uploadProgress = 64 << 10
+
+// progressReader cuts an upload whose client keeps it waiting, in all,
+// UploadIdle for the next uploadProgress bytes, so that a stalled or
+// trickling upload is cut and a moving one never is, however long it
+// takes. Only the time spent waiting for the client counts, not the time
+// the handler spends on what it read. At the end of the body it clears the
+// deadline: the server then reads the connection in the background to
+// notice a client that goes away, and a deadline left in place would end
+// that read, and the request with it.
+type progressReader struct {
+	r      io.Reader
+	rc     *http.ResponseController
+	idle   time.Duration
+	n      int           // bytes since the last progress
+	waited time.Duration // time waited since the last progress
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	start := time.Now()
+	_ = p.rc.SetReadDeadline(start.Add(p.idle - p.waited))
+	n, err := p.r.Read(b)
+	p.waited += time.Since(start)
+	if p.n += n; p.n >= uploadProgress {
+		p.n, p.waited = 0, 0
+	}
+	if errors.Is(err, io.EOF) {
+		_ = p.rc.SetReadDeadline(time.Time{})
+	}
+	return n, err
 }
 
 // requireCSV rejects a list upload declared as something other than CSV.

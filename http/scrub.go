@@ -19,9 +19,6 @@ import (
 )
 
 const (
-	// scrubIdle is how long a scrub waits for the client to send the next
-	// batch of rows or to take the last batch of results.
-	scrubIdle = 2 * time.Minute
 	// maxInlinePolicy bounds the policy part of a what-if scrub.
 	maxInlinePolicy = 1 << 20
 	// ScrubStatusTrailer is the HTTP trailer that ends a streamed scrub:
@@ -88,7 +85,7 @@ func (s *Server) scrub(c echo.Context) error {
 	if _, ok := cols["customer_id"]; !ok {
 		return lineError(1, "the header has no customer_id column; it needs one (other columns: %s)", strings.Join(scrubIn[1:], ", "))
 	}
-	w := &scrubWriter{req: req, cr: cr, rc: fullDuplex(c), c: c}
+	w := &scrubWriter{idle: s.cfg.Lists.UploadIdle, req: req, cr: cr, rc: fullDuplex(c), c: c}
 	w.sum = scrubSummary{Blocked: map[string]int{}, Policy: req.policyName}
 	start := time.Now()
 	err = s.cfg.Checker.Scrub(c.Request().Context(), check.ScrubOptions{

@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/outreach/outreach/contact"
 )
@@ -49,12 +50,16 @@ func newCSVReader(body io.Reader) (*csvReader, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !utf8.ValidString(strings.Join(header, "")) {
+		return nil, lineError(1, "the header must be valid UTF-8")
+	}
 	c.header = slices.Clone(header)
 	return c, nil
 }
 
 // Read returns the next row, or io.EOF after the last. The row is the
-// caller's to keep. A read error of the body is returned as is.
+// caller's to keep. A read error of the body is returned as is; a cell that
+// is not valid UTF-8 is an EInvalid error naming its line and column.
 func (c *csvReader) Read() ([]string, error) {
 	rec, err := c.r.Read()
 	if err == nil {
@@ -62,6 +67,11 @@ func (c *csvReader) Read() ([]string, error) {
 		last, _ := c.r.FieldPos(len(rec) - 1)
 		c.next = last + strings.Count(rec[len(rec)-1], "\n") + 1
 		c.lim.mark = c.r.InputOffset()
+		for i, v := range rec {
+			if c.header != nil && !utf8.ValidString(v) {
+				return nil, rowError(c.line, contact.Invalid(c.header[i], "must be valid UTF-8"))
+			}
+		}
 		return rec, nil
 	}
 	var pe *csv.ParseError

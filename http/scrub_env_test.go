@@ -32,10 +32,11 @@ import (
 //
 // and the phone +4791234567 on the list regulator until a day from now.
 type listsEnv struct {
-	store *redis.Store
-	redis *testenv.Redis
-	srv   *httpapi.Server
-	h     http.Handler
+	store   *redis.Store
+	checker *check.Service
+	redis   *testenv.Redis
+	srv     *httpapi.Server
+	h       http.Handler
 }
 
 type listsOptions struct {
@@ -83,6 +84,7 @@ func newListsEnv(t *testing.T, o listsOptions) *listsEnv {
 		facts = o.store
 	}
 	checker := check.New(check.Config{Store: facts, Policy: dedupe.DefaultPolicy, Now: func() time.Time { return now }})
+	env.checker = checker
 	lists := httpapi.ListsConfig{Suppressions: store, ScrubBatch: o.batch}
 	if o.noLists {
 		lists.Suppressions = nil

@@ -21,10 +21,11 @@ import (
 // scrubWriter reads the rows of a scrub from its CSV body and writes their
 // verdicts back, as CSV or as a summary.
 type scrubWriter struct {
-	req *scrubRequest
-	cr  *csvReader
-	rc  *http.ResponseController
-	c   echo.Context
+	idle time.Duration // how long to wait for the client to send or take a batch
+	req  *scrubRequest
+	cr   *csvReader
+	rc   *http.ResponseController
+	c    echo.Context
 
 	sum     scrubSummary
 	out     *csv.Writer
@@ -40,7 +41,7 @@ var errStopped = errors.New("http: scrub stopped")
 
 // reader returns the function the check service reads rows with. It moves
 // the read deadline once per batch, so that a client that sends nothing for
-// scrubIdle is cut off.
+// idle is cut off.
 func (w *scrubWriter) reader(cols map[string]int, batch int) func() (check.Row, error) {
 	if batch <= 0 {
 		batch = check.DefaultScrubBatch
@@ -53,7 +54,7 @@ func (w *scrubWriter) reader(cols map[string]int, batch int) func() (check.Row, 
 	}
 	return func() (check.Row, error) {
 		if w.read%batch == 0 {
-			_ = w.rc.SetReadDeadline(time.Now().Add(scrubIdle))
+			_ = w.rc.SetReadDeadline(time.Now().Add(w.idle))
 		}
 		rec, err := w.cr.Read()
 		if err != nil {
@@ -92,7 +93,7 @@ func (w *scrubWriter) emit(vs []check.Verdict, end error) error {
 		if err := w.begin(); err != nil {
 			return err
 		}
-		_ = w.rc.SetWriteDeadline(time.Now().Add(scrubIdle))
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
 	}
 	for i := range vs {
 		v := &vs[i]
@@ -134,9 +135,6 @@ func (w *scrubWriter) emit(vs []check.Verdict, end error) error {
 
 // finish ends the answer after the scrub returned err.
 func (w *scrubWriter) finish(err error) error {
-	// The server leaves a write deadline in place for the connection's
-	// next request.
-	defer func() { _ = w.rc.SetWriteDeadline(time.Time{}) }()
 	switch {
 	case errors.Is(err, errStopped):
 		return nil
@@ -146,7 +144,11 @@ func (w *scrubWriter) finish(err error) error {
 		return w.stop(err, "the store is unavailable")
 	case err != nil:
 		return w.stop(err, errorMessage(err))
-	case w.stopped || w.req.summary:
+	case w.stopped:
+		return nil
+	case w.req.summary:
+		// The handler writes it next.
+		_ = w.rc.SetWriteDeadline(time.Now().Add(w.idle))
 		return nil
 	}
 	if err := w.begin(); err != nil {

@@ -55,6 +55,9 @@ type Config struct {
 	MaxBody  int64 // request body limit in bytes; default 4 MiB; list uploads are exempt
 	Logger   *slog.Logger
 	Lists    ListsConfig // list scrubs and suppression lists (lists.go)
+	// RateLimits limits each API key's requests by its role (ratelimit.go);
+	// nil limits nothing.
+	RateLimits RateLimits
 }
 
 // MaxEventsPerRequest is the most events POST /v1/events takes at once.
@@ -62,9 +65,10 @@ const MaxEventsPerRequest = 1000
 
 // Server is the HTTP API. Its Handler is safe for concurrent use.
 type Server struct {
-	cfg  Config
-	echo *echo.Echo
-	log  *slog.Logger
+	cfg      Config
+	echo     *echo.Echo
+	log      *slog.Logger
+	limiters *limiters // nil: no rate limits
 }
 
 // New returns a Server with every route registered.
@@ -78,10 +82,17 @@ func New(cfg Config) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Lists.UploadIdle <= 0 {
+		cfg.Lists.UploadIdle = 2 * time.Minute
+	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	s := &Server{cfg: cfg, echo: e, log: cfg.Logger}
+	if cfg.RateLimits != nil {
+		s.limiters = newLimiters(cfg.RateLimits, cfg.Registry)
+	}
 	e.HTTPErrorHandler = s.handleError
+	e.Pre(routeOnEscapedPath) // path.go: ids are decoded once
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
 		s.log.Error("http: panic", "error", err, "path", c.Path(), "stack", string(stack))
 		return err
@@ -89,6 +100,7 @@ func New(cfg Config) *Server {
 	if cfg.Registry != nil {
 		e.Use(s.instrument(cfg.Registry))
 	}
+	e.Use(decodePathParams)
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   strconv.FormatInt(cfg.MaxBody, 10) + "B",
 		Skipper: streamedUpload, // lists.go
@@ -213,6 +225,7 @@ var statusOf = map[string]int{
 	contact.EForbidden:    http.StatusForbidden,
 	contact.ETooLarge:     http.StatusRequestEntityTooLarge,
 	contact.EUnsupported:  http.StatusUnsupportedMediaType,
+	contact.ERateLimited:  http.StatusTooManyRequests,
 	contact.EUnavailable:  http.StatusServiceUnavailable,
 	contact.EInternal:     http.StatusInternalServerError,
 }
@@ -225,6 +238,7 @@ var codeOfStatus = map[int]string{
 	http.StatusForbidden:             contact.EForbidden,
 	http.StatusRequestEntityTooLarge: contact.ETooLarge,
 	http.StatusUnsupportedMediaType:  contact.EUnsupported,
+	http.StatusTooManyRequests:       contact.ERateLimited,
 	http.StatusServiceUnavailable:    contact.EUnavailable,
 }
 

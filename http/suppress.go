@@ -4,7 +4,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -44,14 +43,6 @@ func (s *Server) suppressionStore() (Suppressions, error) {
 	return s.cfg.Lists.Suppressions, nil
 }
 
-func listParam(c echo.Context) (string, error) {
-	list, err := url.PathUnescape(c.Param("list"))
-	if err != nil {
-		return "", contact.Invalid("list", "is not a valid URL path segment")
-	}
-	return list, nil
-}
-
 // loadSuppressions reads a CSV upload, streamed, and replaces the list with
 // it or adds it to the list. Either is all or nothing: the first bad row
 // stops the upload with a 400 naming its line, and the list is as before.
@@ -62,10 +53,7 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 	if err != nil {
 		return err
 	}
-	list, err := listParam(c)
-	if err != nil {
-		return err
-	}
+	list := c.Param("list")
 	if err := requireCSV(c); err != nil {
 		return err
 	}
@@ -73,7 +61,9 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 	if err := contact.ValidText("reason", defReason); err != nil {
 		return err
 	}
-	cr, err := newCSVReader(c.Request().Body)
+	rc := http.NewResponseController(c.Response())
+	body := &progressReader{r: c.Request().Body, rc: rc, idle: s.cfg.Lists.UploadIdle}
+	cr, err := newCSVReader(body)
 	if err != nil {
 		if contact.ErrorCode(err) != contact.EInvalid {
 			err = bodyError(err)
@@ -130,6 +120,7 @@ func (s *Server) loadSuppressions(c echo.Context, replace bool) error {
 	if res.Entries, err = load(c.Request().Context(), list, entries); err != nil {
 		return err
 	}
+	_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.Lists.UploadIdle))
 	s.log.Info("suppression list "+verb, "list", list, "rows", res.Rows, "entries", res.Entries,
 		"expired", res.Expired, "seconds", time.Since(start).Seconds())
 	return c.JSON(http.StatusOK, res)
@@ -185,14 +176,16 @@ func suppressionRow(normalizePhone func(string) (string, error), rec []string, c
 // parseExpiry reads an RFC 3339 time, or a date, which means its start in
 // UTC: an entry expiring on 2027-01-01 no longer counts from that day on.
 func parseExpiry(v string) (time.Time, error) {
-	if t, err := time.Parse(time.DateOnly, v); err == nil {
-		return t, nil
-	}
-	t, err := contact.ParseTime("expires_at", v)
+	t, err := time.Parse(time.DateOnly, v)
 	if err != nil {
-		return time.Time{}, contact.Invalid("expires_at", "must be a date such as 2027-01-31 or an RFC 3339 time; got %q", contact.Clip(v))
+		if t, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return time.Time{}, contact.Invalid("expires_at", "must be a date such as 2027-01-31 or an RFC 3339 time; got %q", contact.Clip(v))
+		}
 	}
-	return t, nil
+	if err := contact.CheckTime("expires_at", t); err != nil {
+		return time.Time{}, err
+	}
+	return t.UTC(), nil
 }
 
 // entryKey reads the {entry} of DELETE /v1/suppressions/{list}/{entry}:
@@ -216,15 +209,8 @@ func (s *Server) deleteSuppression(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := listParam(c)
-	if err != nil {
-		return err
-	}
-	entry, err := url.PathUnescape(c.Param("entry"))
-	if err != nil {
-		return contact.Invalid("entry", "is not a valid URL path segment")
-	}
-	key, err := s.entryKey(entry)
+	list := c.Param("list")
+	key, err := s.entryKey(c.Param("entry"))
 	if err != nil {
 		return err
 	}
@@ -235,7 +221,7 @@ func (s *Server) deleteSuppression(c echo.Context) error {
 	if !found {
 		return contact.Errorf(contact.ENotFound, "list %s has no such entry", list)
 	}
-	s.log.Info("suppression entry deleted", "list", list)
+	s.log.Info("suppression entry deleted", "list", list, "entry", key) // its phone shows as its last two digits
 	return c.NoContent(http.StatusNoContent)
 }
 
@@ -246,10 +232,7 @@ func (s *Server) getSuppressions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	list, err := listParam(c)
-	if err != nil {
-		return err
-	}
+	list := c.Param("list")
 	ctx := c.Request().Context()
 	id, phone := c.QueryParam("customer_id"), c.QueryParam("phone")
 	// A + left unencoded in a query string arrives as a space.

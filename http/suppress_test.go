@@ -78,6 +78,8 @@ func TestSuppressionUploadErrors(t *testing.T) {
 		{"bad phone", "/v1/suppressions/dnc", "customer_id,phone\nd1,\nd2,+47 12\n", "list", `line 3: phone: "+47 12" is not a phone number`},
 		{"neither", "/v1/suppressions/dnc", "customer_id,phone,reason\nd1,,\n,,why\n", "list", "line 3: the row has neither a customer_id nor a phone"},
 		{"bad expiry", "/v1/suppressions/dnc", "customer_id,expires_at\nd1,next year\n", "list", "line 2: expires_at: must be a date"},
+		{"expiry in year 9999", "/v1/suppressions/dnc", "customer_id,expires_at\nd1,9999-12-31\n", "list", "line 2: expires_at: must be at most 100 years from now"},
+		{"expiry too far", "/v1/suppressions/dnc", "customer_id,expires_at\nd1,2027-01-01\nd2,2400-01-01T00:00:00Z\n", "list", "line 3: expires_at: must be at most 100 years from now"},
 		{"bad customer id", "/v1/suppressions/dnc", "customer_id\n" + strings.Repeat("x", 129) + "\n", "list", "line 2: customer_id: must be at most 128"},
 		{"reason too long", "/v1/suppressions/dnc", "customer_id,reason\nd1," + strings.Repeat("r", 257) + "\n", "list", "line 2: reason: must be at most 256"},
 		{"no key column", "/v1/suppressions/dnc", "id,reason\nd1,x\n", "list", "line 1: the header needs a customer_id or a phone column"},

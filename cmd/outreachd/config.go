@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -14,16 +15,24 @@ import (
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/contact/phone"
 	"github.com/outreach/outreach/dedupe"
+	httpapi "github.com/outreach/outreach/http"
 )
 
-// Config is every setting of outreachd. Each has a default, a flag and an
-// OUTREACH_* environment variable; flags win over the environment.
+// Config is every setting of outreachd. Each has a default, an OUTREACH_*
+// environment variable and, but for secrets, a flag; flags win over the
+// environment.
 type Config struct {
 	HTTPAddr          string
+	HTTPReadTimeout   time.Duration
+	HTTPWriteTimeout  time.Duration
+	HTTPMaxConns      int
+	UploadIdle        time.Duration // how long a list upload may make no progress
 	MaxBody           int64
-	RedisAddr         []string // empty: embedded miniredis
+	RateLimits        httpapi.RateLimits // nil: none
+	RedisAddr         []string           // empty: embedded miniredis
 	RedisCluster      bool
-	RedisPassword     string
+	RedisPassword     string // from OUTREACH_REDIS_PASSWORD or OUTREACH_REDIS_PASSWORD_FILE
+	RedisPasswordFile string
 	RedisPrefix       string
 	KafkaBrokers      []string // empty: embedded broker
 	EmbeddedKafkaAddr string
@@ -48,20 +57,47 @@ type Config struct {
 }
 
 // setting describes one configuration value for flags, the environment and
-// the documentation.
+// the documentation. A setting without a flag is a secret, since flags
+// show in ps: it is read from the environment only, as it is (not
+// trimmed), and never shown in an error.
 type setting struct {
 	env, flag, def, usage string
 	set                   func(c *Config, v string) error
 }
 
+func (s setting) secret() bool { return s.flag == "" }
+
 func settings() []setting {
 	return []setting{
-		{"OUTREACH_HTTP_ADDR", "http-addr", ":8080", "HTTP listen address", func(c *Config, v string) error {
+		{"OUTREACH_HTTP_ADDR", "http-addr", "", "HTTP listen address; empty is `:8080` with API keys or OUTREACH_AUTH=off, else `127.0.0.1:8080`; an address beyond loopback needs one of the two", func(c *Config, v string) error {
 			c.HTTPAddr = v
+			if v == "" {
+				return nil
+			}
 			return checkAddr(v)
+		}},
+		{"OUTREACH_HTTP_READ_TIMEOUT", "http-read-timeout", "30s", "how long a request may take to send its headers and body (list uploads: see OUTREACH_HTTP_UPLOAD_IDLE_TIMEOUT)", func(c *Config, v string) (err error) {
+			c.HTTPReadTimeout, err = positiveDuration(v)
+			return err
+		}},
+		{"OUTREACH_HTTP_WRITE_TIMEOUT", "http-write-timeout", "60s", "how long a request may take from its headers to the end of its answer; at least the read timeout (list uploads: see OUTREACH_HTTP_UPLOAD_IDLE_TIMEOUT)", func(c *Config, v string) (err error) {
+			c.HTTPWriteTimeout, err = positiveDuration(v)
+			return err
+		}},
+		{"OUTREACH_HTTP_UPLOAD_IDLE_TIMEOUT", "http-upload-idle-timeout", "2m", "how long a list upload may go without progress (64 KiB of a suppression list) before it is cut", func(c *Config, v string) (err error) {
+			c.UploadIdle, err = positiveDuration(v)
+			return err
+		}},
+		{"OUTREACH_HTTP_MAX_CONNS", "http-max-conns", "10000", "most HTTP connections served at once; more wait to be accepted", func(c *Config, v string) (err error) {
+			c.HTTPMaxConns, err = positiveInt(v)
+			return err
 		}},
 		{"OUTREACH_HTTP_MAX_BODY", "http-max-body", "4194304", "largest request body in bytes (list uploads are streamed and exempt)", func(c *Config, v string) (err error) {
 			c.MaxBody, err = positiveInt64(v)
+			return err
+		}},
+		{"OUTREACH_RATE_LIMITS", "rate-limits", httpapi.DefaultRateLimits, "requests per second per API key, by role, as ROLE=RATE[/BURST] (the burst defaults to RATE); a role not named is not limited; `off` for none. Without keys, per client address at the admin rate. Per process: the fleet's limit is this times the replicas", func(c *Config, v string) (err error) {
+			c.RateLimits, err = httpapi.ParseRateLimits(v)
 			return err
 		}},
 		{"OUTREACH_REDIS_ADDR", "redis-addr", "", "Redis address(es), comma-separated; empty runs an embedded miniredis", func(c *Config, v string) error {
@@ -77,8 +113,12 @@ func settings() []setting {
 			c.RedisCluster, err = strconv.ParseBool(v)
 			return err
 		}},
-		{"OUTREACH_REDIS_PASSWORD", "redis-password", "", "Redis password", func(c *Config, v string) error {
+		{"OUTREACH_REDIS_PASSWORD", "", "", "Redis password; environment only, as flags show in ps", func(c *Config, v string) error {
 			c.RedisPassword = v
+			return nil
+		}},
+		{"OUTREACH_REDIS_PASSWORD_FILE", "redis-password-file", "", "file holding the Redis password (one trailing newline is ignored); not with OUTREACH_REDIS_PASSWORD", func(c *Config, v string) error {
+			c.RedisPasswordFile = v
 			return nil
 		}},
 		{"OUTREACH_REDIS_PREFIX", "redis-prefix", "outreach:", "prefix of every Redis key", func(c *Config, v string) error {
@@ -195,7 +235,9 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 		if v, ok := lookup(getenv, s.env); ok {
 			values[i] = v
 		}
-		fs.StringVar(&values[i], s.flag, values[i], fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+		if s.flag != "" {
+			fs.StringVar(&values[i], s.flag, values[i], fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def))
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -205,14 +247,88 @@ func LoadConfig(args []string, getenv func(string) string, usage io.Writer) (Con
 	}
 	var errs []error
 	for i, s := range all {
-		if err := s.set(&c, strings.TrimSpace(values[i])); err != nil {
-			errs = append(errs, fmt.Errorf("%s (-%s) = %q: %w", s.env, s.flag, values[i], err))
+		v := values[i]
+		if !s.secret() {
+			v = strings.TrimSpace(v)
+		}
+		if err := s.set(&c, v); err != nil {
+			shown := fmt.Sprintf("%q", values[i])
+			if s.secret() {
+				shown = "(hidden)"
+			}
+			errs = append(errs, fmt.Errorf("%s%s = %s: %w", s.env, flagName(s), shown, err))
 		}
 	}
-	if c.Auth && c.KeysFile == "" && !c.Embedded() {
+	errs = append(errs, c.check()...)
+	return c, errors.Join(errs...)
+}
+
+// check resolves the settings that depend on others and reports those
+// that do not go together.
+func (c *Config) check() []error {
+	var errs []error
+	open := c.Auth && c.KeysFile == "" // every request served without a key
+	if open && !c.Embedded() {
 		errs = append(errs, errors.New("OUTREACH_API_KEYS_FILE (-api-keys-file) is required with real Redis or Kafka; set OUTREACH_AUTH=off to run without authentication"))
 	}
-	return c, errors.Join(errs...)
+	switch {
+	case c.HTTPAddr == "" && open:
+		c.HTTPAddr = "127.0.0.1:8080"
+	case c.HTTPAddr == "":
+		c.HTTPAddr = ":8080"
+	case open && !loopback(c.HTTPAddr):
+		errs = append(errs, fmt.Errorf("OUTREACH_HTTP_ADDR (-http-addr) = %q listens beyond this machine without API keys: set OUTREACH_API_KEYS_FILE, "+
+			"or OUTREACH_AUTH=off to serve every request without a key, or listen on 127.0.0.1", c.HTTPAddr))
+	}
+	if c.HTTPWriteTimeout < c.HTTPReadTimeout {
+		errs = append(errs, fmt.Errorf("OUTREACH_HTTP_WRITE_TIMEOUT (-http-write-timeout) = %v is shorter than OUTREACH_HTTP_READ_TIMEOUT (-http-read-timeout) = %v: "+
+			"a request read in time could not be answered", c.HTTPWriteTimeout, c.HTTPReadTimeout))
+	}
+	if err := c.readRedisPassword(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// readRedisPassword reads OUTREACH_REDIS_PASSWORD_FILE, if set, dropping
+// the newline that editors end a file with.
+func (c *Config) readRedisPassword() error {
+	if c.RedisPasswordFile == "" {
+		return nil
+	}
+	if c.RedisPassword != "" {
+		return errors.New("OUTREACH_REDIS_PASSWORD and OUTREACH_REDIS_PASSWORD_FILE (-redis-password-file) are both set; set one")
+	}
+	data, err := os.ReadFile(c.RedisPasswordFile)
+	if err != nil {
+		return fmt.Errorf("OUTREACH_REDIS_PASSWORD_FILE (-redis-password-file) = %q: %w", c.RedisPasswordFile, err)
+	}
+	c.RedisPassword = strings.TrimSuffix(strings.TrimSuffix(string(data), "\n"), "\r")
+	if c.RedisPassword == "" {
+		return fmt.Errorf("OUTREACH_REDIS_PASSWORD_FILE (-redis-password-file) = %q: the file is empty", c.RedisPasswordFile)
+	}
+	return nil
+}
+
+// loopback reports whether addr listens on this machine only.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// flagName is " (-flag)" for a setting with a flag.
+func flagName(s setting) string {
+	if s.secret() {
+		return ""
+	}
+	return " (-" + s.flag + ")"
 }
 
 // Embedded reports whether Redis and Kafka are the in-process ones.
@@ -228,7 +344,11 @@ func ConfigTable() string {
 		if s.def == "" {
 			def = "empty"
 		}
-		fmt.Fprintf(&b, "| `%s` | `-%s` | %s | %s |\n", s.env, s.flag, def, s.usage)
+		flag := "none"
+		if !s.secret() {
+			flag = "`-" + s.flag + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", s.env, flag, def, s.usage)
 	}
 	return b.String()
 }

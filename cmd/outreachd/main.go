@@ -30,6 +30,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/net/netutil"
 
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/contact/phone"
@@ -199,14 +200,16 @@ func (m *Main) Run(ctx context.Context) error {
 			{Name: "kafka", Check: func(ctx context.Context) error { return pingKafka(ctx, brokers) }},
 			{Name: "consumer", Check: func(context.Context) error { return consumer.Healthy() }},
 		},
-		Gatherer: reg, Registry: reg, MaxBody: cfg.MaxBody, Logger: m.Logger,
-		Lists: httpapi.ListsConfig{Suppressions: store, Presets: func() map[string]*dedupe.Policy { return *m.presets.Load() }},
+		Gatherer: reg, Registry: reg, MaxBody: cfg.MaxBody, Logger: m.Logger, RateLimits: cfg.RateLimits,
+		Lists: httpapi.ListsConfig{Suppressions: store, Presets: func() map[string]*dedupe.Policy { return *m.presets.Load() },
+			UploadIdle: cfg.UploadIdle},
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	m.HTTPAddr = ln.Addr().String()
+	ln = netutil.LimitListener(ln, cfg.HTTPMaxConns)
 
 	consumerCtx, stopConsumer := context.WithCancel(bgCtx)
 	consumerDone := make(chan struct{})
@@ -223,7 +226,10 @@ func (m *Main) Run(ctx context.Context) error {
 		return nil
 	})
 
-	m.server = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// List uploads set their own deadlines, as they make progress
+	// (httpapi.ListsConfig.UploadIdle); every other request has these.
+	m.server = &http.Server{Handler: api.Handler(), ReadHeaderTimeout: min(10*time.Second, cfg.HTTPReadTimeout),
+		ReadTimeout: cfg.HTTPReadTimeout, WriteTimeout: cfg.HTTPWriteTimeout, IdleTimeout: 2 * time.Minute}
 	m.goBackground(func() {
 		if err := m.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			m.Logger.Error("http server failed", "error", err)

@@ -397,7 +397,7 @@ func TestConfigDefaultsAndFlags(t *testing.T) {
 	if cfg.Retention != 30*24*time.Hour {
 		t.Errorf("Retention = %v, want 30 days", cfg.Retention)
 	}
-	if cfg.HTTPAddr != ":8080" || cfg.KafkaTopics[0] != "outreach.events" || cfg.KafkaGroup != "outreach" ||
+	if cfg.HTTPAddr != "127.0.0.1:8080" || cfg.KafkaTopics[0] != "outreach.events" || cfg.KafkaGroup != "outreach" ||
 		cfg.DLQTopic != "outreach.events.dlq" || cfg.EmbeddedKafkaAddr != "127.0.0.1:9092" || !cfg.Embedded() {
 		t.Errorf("defaults = %+v", cfg)
 	}
