@@ -16,6 +16,7 @@ const (
 	ETooLarge     = "too_large"    // the body is over the limit
 	EUnsupported  = "unsupported"  // the content type is not accepted
 	ERateLimited  = "rate_limited" // the caller sent more requests than its role may
+	ETimeout      = "timeout"      // the caller stopped sending its request for too long
 	EUnavailable  = "unavailable"  // a dependency (Redis, Kafka) cannot be reached
 	EInternal     = "internal"     // a bug or an unexpected failure
 )

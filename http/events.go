@@ -152,8 +152,12 @@ func requireJSON(c echo.Context) error {
 // bodyError turns a failed body read into the right API error.
 func bodyError(err error) error {
 	var he *echo.HTTPError
-	if errors.As(err, &he) {
+	var ce *contact.Error
+	switch {
+	case errors.As(err, &he):
 		return he
+	case errors.As(err, &ce):
+		return ce // such as a stalled upload (progressReader)
 	}
 	return contact.Invalid("", "unable to read the request body")
 }

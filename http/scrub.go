@@ -67,6 +67,11 @@ type scrubRequest struct {
 // and whose detail says why, sets the trailer X-Outreach-Scrub-Status to
 // "error: …" (it is "ok" otherwise), and logs it.
 func (s *Server) scrub(c echo.Context) error {
+	rc := fullDuplex(c)
+	body := &progressReader{r: c.Request().Body, rc: rc, idle: s.cfg.Lists.UploadIdle}
+	c.Request().Body = readCloser{body, c.Request().Body}
+	ctx, cancel := uploadContext(c.Request().Context(), body)
+	defer cancel()
 	req, err := s.scrubRequest(c)
 	if err != nil {
 		return err
@@ -85,15 +90,15 @@ func (s *Server) scrub(c echo.Context) error {
 	if _, ok := cols["customer_id"]; !ok {
 		return lineError(1, "the header has no customer_id column; it needs one (other columns: %s)", strings.Join(scrubIn[1:], ", "))
 	}
-	w := &scrubWriter{idle: s.cfg.Lists.UploadIdle, req: req, cr: cr, rc: fullDuplex(c), c: c}
+	w := &scrubWriter{idle: s.cfg.Lists.UploadIdle, req: req, cr: cr, rc: rc, c: c}
 	w.sum = scrubSummary{Blocked: map[string]int{}, Policy: req.policyName}
 	start := time.Now()
-	err = s.cfg.Checker.Scrub(c.Request().Context(), check.ScrubOptions{
+	err = s.cfg.Checker.Scrub(ctx, check.ScrubOptions{
 		Defaults: req.defaults, Currency: req.currency, Policy: req.policy, Batch: s.cfg.Lists.ScrubBatch, InFlight: s.cfg.Lists.ScrubInFlight,
-	}, w.reader(cols, s.cfg.Lists.ScrubBatch), w.emit)
+	}, w.reader(cols), w.emit)
 	err = w.finish(err)
-	if err != nil && c.Request().Context().Err() != nil {
-		err = c.Request().Context().Err() // the client went away: no one reads an answer
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err() // the client went away: no one reads an answer
 	}
 	s.log.Info("scrub", "rows", w.sum.Rows, "allowed", w.sum.Allowed, "invalid", w.sum.Invalid, "policy", w.sum.Policy,
 		"outcome", scrubOutcome(err, w.stopped), "seconds", time.Since(start).Seconds())

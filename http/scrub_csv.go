@@ -88,6 +88,10 @@ func (c *csvReader) Read() ([]string, error) {
 		return nil, lineError(line, "%s", msg)
 	case errors.Is(err, errRecordTooLong):
 		return nil, lineError(c.next, "a row starting here or below is longer than %d KiB; is a quote left open?", MaxCSVRecord>>10)
+	case contact.ErrorCode(err) == contact.ETimeout: // a stalled upload
+		var ce *contact.Error
+		errors.As(err, &ce)
+		return nil, &contact.Error{Code: ce.Code, Field: ce.Field, Message: fmt.Sprintf("line %d: %s", c.next, ce.Message), Err: ce.Err}
 	}
 	return nil, err
 }

@@ -221,11 +221,13 @@ const statusClientClosedRequest = 499
 var statusOf = map[string]int{
 	contact.EInvalid:      http.StatusBadRequest,
 	contact.ENotFound:     http.StatusNotFound,
+	contact.EConflict:     http.StatusConflict,
 	contact.EUnauthorized: http.StatusUnauthorized,
 	contact.EForbidden:    http.StatusForbidden,
 	contact.ETooLarge:     http.StatusRequestEntityTooLarge,
 	contact.EUnsupported:  http.StatusUnsupportedMediaType,
 	contact.ERateLimited:  http.StatusTooManyRequests,
+	contact.ETimeout:      http.StatusRequestTimeout,
 	contact.EUnavailable:  http.StatusServiceUnavailable,
 	contact.EInternal:     http.StatusInternalServerError,
 }
@@ -233,12 +235,14 @@ var statusOf = map[string]int{
 var codeOfStatus = map[int]string{
 	http.StatusBadRequest:            contact.EInvalid,
 	http.StatusNotFound:              contact.ENotFound,
+	http.StatusConflict:              contact.EConflict,
 	http.StatusMethodNotAllowed:      "method_not_allowed",
 	http.StatusUnauthorized:          contact.EUnauthorized,
 	http.StatusForbidden:             contact.EForbidden,
 	http.StatusRequestEntityTooLarge: contact.ETooLarge,
 	http.StatusUnsupportedMediaType:  contact.EUnsupported,
 	http.StatusTooManyRequests:       contact.ERateLimited,
+	http.StatusRequestTimeout:        contact.ETimeout,
 	http.StatusServiceUnavailable:    contact.EUnavailable,
 }
 

@@ -84,7 +84,7 @@ func settings() []setting {
 			c.HTTPWriteTimeout, err = positiveDuration(v)
 			return err
 		}},
-		{"OUTREACH_HTTP_UPLOAD_IDLE_TIMEOUT", "http-upload-idle-timeout", "2m", "how long a list upload may go without progress (64 KiB of a suppression list) before it is cut", func(c *Config, v string) (err error) {
+		{"OUTREACH_HTTP_UPLOAD_IDLE_TIMEOUT", "http-upload-idle-timeout", "2m", "how long a list upload may go without progress (the next 64 KiB of the list) before it is cut", func(c *Config, v string) (err error) {
 			c.UploadIdle, err = positiveDuration(v)
 			return err
 		}},
