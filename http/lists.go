@@ -51,6 +51,10 @@ type ListsConfig struct {
 	// ScrubInFlight is how many batches of one scrub may be checked at
 	// once; default 4.
 	ScrubInFlight int
+	// ScrubConcurrency is how many scrubs may run at once; past it a scrub
+	// is refused with 429 (rate_limited). Each holds a few MiB of batches.
+	// Default DefaultScrubConcurrency.
+	ScrubConcurrency int
 	// UploadIdle is how long a list upload may go without progress before
 	// it is cut: the server's read and write timeouts do not apply to
 	// uploads, which may rightly take longer. Default 2 minutes.

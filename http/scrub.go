@@ -8,10 +8,12 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/dedupe"
@@ -34,6 +36,46 @@ var (
 	scrubIn  = []string{"customer_id", "channel", "purpose", "product", "price", "currency", "phone", "timezone", "campaign"}
 	scrubOut = []string{"allowed", "reasons", "detail"}
 )
+
+// DefaultScrubConcurrency is ListsConfig.ScrubConcurrency's default.
+const DefaultScrubConcurrency = 4
+
+// scrubRetryAfter is the Retry-After of a scrub refused because as many as
+// may run are running: a guess, since a scrub may take seconds or hours.
+const scrubRetryAfter = 10
+
+// scrubSlots bounds the scrubs that run at once, and counts those refused.
+type scrubSlots struct {
+	slots    chan struct{}
+	rejected prometheus.Counter
+}
+
+func newScrubSlots(n int, reg prometheus.Registerer) *scrubSlots {
+	if n <= 0 {
+		n = DefaultScrubConcurrency
+	}
+	s := &scrubSlots{slots: make(chan struct{}, n), rejected: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "outreach_scrub_rejected_total", Help: "List scrubs refused with 429 because as many as OUTREACH_SCRUB_CONCURRENCY were running.",
+	})}
+	if reg != nil {
+		reg.MustRegister(s.rejected)
+	}
+	return s
+}
+
+// acquire takes a slot, or returns the 429 that refuses the scrub.
+func (s *scrubSlots) acquire(c echo.Context) error {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	s.rejected.Inc()
+	c.Response().Header().Set("Retry-After", strconv.Itoa(scrubRetryAfter))
+	return contact.Errorf(contact.ERateLimited, "%d list scrubs are running, as many as this server runs at once; try again in %d s", cap(s.slots), scrubRetryAfter)
+}
+
+func (s *scrubSlots) release() { <-s.slots }
 
 // scrubSummary is the answer to a scrub with Accept: application/json.
 type scrubSummary struct {
@@ -67,6 +109,10 @@ type scrubRequest struct {
 // and whose detail says why, sets the trailer X-Outreach-Scrub-Status to
 // "error: …" (it is "ok" otherwise), and logs it.
 func (s *Server) scrub(c echo.Context) error {
+	if err := s.scrubs.acquire(c); err != nil {
+		return err
+	}
+	defer s.scrubs.release()
 	rc := fullDuplex(c)
 	body := &progressReader{r: c.Request().Body, rc: rc, idle: s.cfg.Lists.UploadIdle}
 	c.Request().Body = readCloser{body, c.Request().Body}

@@ -5,12 +5,14 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	httpapi "github.com/outreach/outreach/http"
 )
@@ -33,6 +35,8 @@ func FuzzScrubCSV(f *testing.F) {
 		"CUSTOMER_ID ,customer_id\nc1,c2\n",
 		"",
 		"\"",
+		"customer_id,name\nc1,Ann\n" + strings.Repeat(",", 600) + "\n",
+		"customer_id" + strings.Repeat(",", 600) + "\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -65,6 +69,14 @@ func FuzzScrubCSV(f *testing.F) {
 				break
 			}
 			want = append(want, rec)
+		}
+		// A row of more fields than a list may have columns, or with text
+		// that is not UTF-8, is refused as encoding/csv's errors are.
+		for i, row := range want {
+			if len(row) > httpapi.MaxCSVColumns || !utf8.ValidString(strings.Join(row, "")) {
+				want, csvErr = want[:i], fmt.Errorf("row %d is refused", i+1)
+				break
+			}
 		}
 		headerOK := len(want) > 0 && hasOneCustomerID(want[0])
 

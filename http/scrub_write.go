@@ -51,15 +51,11 @@ func (w *scrubWriter) reader(cols map[string]int) func() (check.Row, error) {
 		if err != nil {
 			return check.Row{}, err
 		}
-		size := 0
-		for _, f := range rec {
-			size += len(f)
-		}
 		return check.Row{
 			CustomerID: get(rec, "customer_id"), Channel: get(rec, "channel"), Purpose: get(rec, "purpose"),
 			Product: get(rec, "product"), Price: get(rec, "price"), Currency: get(rec, "currency"),
 			Phone: get(rec, "phone"), Timezone: get(rec, "timezone"), Campaign: get(rec, "campaign"),
-			Record: rec, Size: size,
+			Record: rec,
 		}, nil
 	}
 }

@@ -69,6 +69,7 @@ type Server struct {
 	echo     *echo.Echo
 	log      *slog.Logger
 	limiters *limiters // nil: no rate limits
+	scrubs   *scrubSlots
 }
 
 // New returns a Server with every route registered.
@@ -91,6 +92,7 @@ func New(cfg Config) *Server {
 	if cfg.RateLimits != nil {
 		s.limiters = newLimiters(cfg.RateLimits, cfg.Registry)
 	}
+	s.scrubs = newScrubSlots(cfg.Lists.ScrubConcurrency, cfg.Registry)
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(routeOnEscapedPath) // path.go: ids are decoded once
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {

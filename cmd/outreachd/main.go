@@ -202,7 +202,7 @@ func (m *Main) Run(ctx context.Context) error {
 		},
 		Gatherer: reg, Registry: reg, MaxBody: cfg.MaxBody, Logger: m.Logger, RateLimits: cfg.RateLimits,
 		Lists: httpapi.ListsConfig{Suppressions: store, Presets: func() map[string]*dedupe.Policy { return *m.presets.Load() },
-			UploadIdle: cfg.UploadIdle},
+			UploadIdle: cfg.UploadIdle, ScrubConcurrency: cfg.ScrubConcurrency},
 	})
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
