@@ -202,7 +202,7 @@ func TestRedisDownMidStreamLosesNothing(t *testing.T) {
 		f.kafka.Produce(t, f.topic, "c1", event(fmt.Sprint("e", i), "c1", base.Add(time.Duration(i)*time.Second)))
 	}
 	testenv.Eventually(t, 30*time.Second, "the consumer reports the outage", func() bool {
-		return f.consumer.Healthy() != nil
+		return f.consumer.Healthy(context.Background()) != nil
 	})
 	if _, _, err := f.store.Timeline(context.Background(), "c1", contact.Page{Limit: 1}); contact.ErrorCode(err) != contact.EUnavailable {
 		t.Errorf("Timeline with Redis down: %v, want unavailable", err)
@@ -214,7 +214,7 @@ func TestRedisDownMidStreamLosesNothing(t *testing.T) {
 		t.Errorf("timeline has %d events after the outage, want %d", len(events), n)
 	}
 	testenv.Eventually(t, 10*time.Second, "the consumer is healthy again", func() bool {
-		return f.consumer.Healthy() == nil
+		return f.consumer.Healthy(context.Background()) == nil
 	})
 }
 
