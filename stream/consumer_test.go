@@ -163,7 +163,7 @@ func TestPoisonMessagesGoToTheDLQ(t *testing.T) {
 
 func TestRedisDownMidStreamLosesNothing(t *testing.T) {
 	t.Parallel()
-	r := testenv.NewRedis(t)
+	r := testenv.NewSingleRedis(t) // the proxy fronts one server
 	proxy := testenv.NewProxy(t, r.Addr)
 	f := start(t, proxy.Addr)
 	base := time.Now().Add(-time.Hour)
