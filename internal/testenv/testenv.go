@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -82,6 +83,42 @@ func (r *Redis) DaemonEnv() []string {
 	return env
 }
 
+// Keys returns every key that matches pattern, from each master of a
+// cluster: KEYS or SCAN through a cluster client asks a single node.
+func (r *Redis) Keys(tb testing.TB, pattern string) []string {
+	tb.Helper()
+	var mu sync.Mutex
+	var keys []string
+	err := r.scan(context.Background(), pattern, func(_ *goredis.Client, key string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		keys = append(keys, key)
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("keys %s: %v", pattern, err)
+	}
+	return keys
+}
+
+// scan calls fn with each key that matches pattern and the node that holds
+// it: the server, or each master of a cluster, concurrently.
+func (r *Redis) scan(ctx context.Context, pattern string, fn func(node *goredis.Client, key string) error) error {
+	scanNode := func(ctx context.Context, node *goredis.Client) error {
+		iter := node.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			if err := fn(node, iter.Val()); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	if c, ok := r.Client.(*goredis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, scanNode)
+	}
+	return scanNode(ctx, r.Client.(*goredis.Client))
+}
+
 // cleanup deletes the test's keys from a real server, or from every master
 // of a cluster, and closes the client.
 func (r *Redis) cleanup(tb testing.TB) {
@@ -91,23 +128,8 @@ func (r *Redis) cleanup(tb testing.TB) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	del := func(ctx context.Context, node *goredis.Client) error {
-		iter := node.Scan(ctx, 0, r.Prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			// One key per DEL: keys of several slots may not share a command.
-			if err := node.Del(ctx, iter.Val()).Err(); err != nil {
-				return err
-			}
-		}
-		return iter.Err()
-	}
-	var err error
-	switch c := r.Client.(type) {
-	case *goredis.ClusterClient:
-		err = c.ForEachMaster(ctx, del)
-	case *goredis.Client:
-		err = del(ctx, c)
-	}
+	// One key per DEL: keys of several slots may not share a command.
+	err := r.scan(ctx, r.Prefix+"*", func(node *goredis.Client, key string) error { return node.Del(ctx, key).Err() })
 	if err != nil {
 		tb.Logf("testenv: deleting the keys under %q: %v", r.Prefix, err)
 	}
