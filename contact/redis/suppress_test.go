@@ -393,7 +393,11 @@ func TestConcurrentReplacesLastStartedWins(t *testing.T) {
 		_, err := s.ReplaceSuppressions(ctx, "dnc", seq)
 		first <- err
 	}()
-	<-started
+	select {
+	case <-started:
+	case err := <-first: // it failed before its first entry: do not wait for ever
+		t.Fatalf("the first ReplaceSuppressions ended early: %v", err)
+	}
 	replace(t, s, "dnc", byID("second", ""))
 	close(finish)
 	if err := <-first; err != nil {
