@@ -30,6 +30,10 @@
 #                               does not answer is failed over               [2000]
 #   REDIS_CLUSTER_APPENDONLY    appendonly yes|no: AOF persistence, so that a node
 #                               restarted by `restart` keeps its data        [no]
+#   REDIS_CLUSTER_FULL_COVERAGE cluster-require-full-coverage yes|no: with no, a shard
+#                               that is down (master and replica) fails only the
+#                               commands of its own slots; with yes, every node
+#                               answers CLUSTERDOWN                          [yes]
 #   REDIS_CLUSTER_READY_TIMEOUT seconds to wait for each readiness step      [60]
 #   REDIS_CLUSTER_STOP_TIMEOUT  seconds to wait for a node to shut down      [15]
 #
@@ -41,6 +45,7 @@ BASE="${REDIS_CLUSTER_PORT:-17000}"
 WORK="${REDIS_CLUSTER_HOME:-/tmp/outreach-redis-cluster}"
 NODE_TIMEOUT="${REDIS_CLUSTER_NODE_TIMEOUT:-2000}"
 APPENDONLY="${REDIS_CLUSTER_APPENDONLY:-no}"
+FULL_COVERAGE="${REDIS_CLUSTER_FULL_COVERAGE:-yes}"
 READY_TIMEOUT="${REDIS_CLUSTER_READY_TIMEOUT:-60}"
 STOP_TIMEOUT="${REDIS_CLUSTER_STOP_TIMEOUT:-15}"
 NODES=6
@@ -52,6 +57,7 @@ die() { log "ERROR: $*"; exit 1; }
   || die "REDIS_CLUSTER_PORT=$BASE: need a port with PORT+5+10000 <= 65535"
 [[ "$NODE_TIMEOUT" =~ ^[0-9]+$ ]] && ((NODE_TIMEOUT > 0)) || die "REDIS_CLUSTER_NODE_TIMEOUT=$NODE_TIMEOUT: need milliseconds > 0"
 [[ "$APPENDONLY" == yes || "$APPENDONLY" == no ]] || die "REDIS_CLUSTER_APPENDONLY=$APPENDONLY: need yes or no"
+[[ "$FULL_COVERAGE" == yes || "$FULL_COVERAGE" == no ]] || die "REDIS_CLUSTER_FULL_COVERAGE=$FULL_COVERAGE: need yes or no"
 
 ports() { seq "$BASE" $((BASE + NODES - 1)); }
 
@@ -176,6 +182,7 @@ logfile $(logfile "$port")
 cluster-enabled yes
 cluster-config-file nodes.conf
 cluster-node-timeout $NODE_TIMEOUT
+cluster-require-full-coverage $FULL_COVERAGE
 save ""
 appendonly $APPENDONLY
 # Replicas sync at once (the default waits 5s for more replicas to join a transfer).
