@@ -77,8 +77,10 @@ func (p *RESPProxy) Fail(match func(RESPCommand) bool) {
 
 // Delay holds every command for which match returns true for d before it
 // forwards or fails it; the commands that the client sent after it on the
-// same connection wait behind it, as behind a slow server. nil, or d <= 0,
-// holds none. Down releases held commands at once.
+// same connection wait behind it, as behind a slow server. A held command
+// is still forwarded after its client gave up, as a slow server would still
+// run it. nil, or d <= 0, holds none. Down releases held commands at once,
+// without forwarding them.
 func (p *RESPProxy) Delay(d time.Duration, match func(RESPCommand) bool) {
 	if match == nil || d <= 0 {
 		p.delay.Store(nil)
