@@ -230,10 +230,19 @@ stop_node() {
   rm -f "$(pidfile "$port")"
 }
 
+# remove_work removes what start created in the work dir, and the dir if
+# that leaves it empty; never anything else.
+remove_work() {
+  local p
+  for p in $(ports); do rm -rf "${WORK:?}/$p"; done
+  rm -f "$WORK/create.log"
+  rmdir "$WORK" 2>/dev/null || true
+}
+
 cmd_stop() {
   local p
   for p in $(ports); do stop_node "$p"; done
-  rm -rf "$WORK"
+  remove_work
   log "stopped"
 }
 
@@ -241,7 +250,7 @@ cmd_start() {
   ensure_redis
   local p start=$SECONDS
   for p in $(ports); do is_running "$p" && { cmd_stop; break; }; done # always a fresh, empty cluster
-  rm -rf "$WORK"
+  remove_work
   for p in $(ports); do
     answers_ping "$p" && die "something else already answers on $HOST:$p"
   done
