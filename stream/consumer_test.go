@@ -201,7 +201,7 @@ func headers(m kafka.Message) map[string]string {
 
 func TestRedisDownMidStreamLosesNothing(t *testing.T) {
 	t.Parallel()
-	r := testenv.NewRedis(t)
+	r := testenv.NewSingleRedis(t) // the proxy fronts one server
 	proxy := testenv.NewProxy(t, r.Addr)
 	f := start(t, proxy.Addr)
 	base := time.Now().Add(-time.Hour)
