@@ -212,7 +212,7 @@ func (s *Server) scrubRequest(c echo.Context) (*scrubRequest, error) {
 	}
 
 	var inline []byte
-	var body io.Reader = c.Request().Body
+	var body io.Reader = c.Request().Body // read through a progressReader (scrub)
 	if mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); mt == "multipart/form-data" {
 		var err error
 		if body, inline, err = multipartList(c); err != nil {

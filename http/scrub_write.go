@@ -38,7 +38,8 @@ type scrubWriter struct {
 // errStopped ends a scrub whose answer has already said why it stopped.
 var errStopped = errors.New("http: scrub stopped")
 
-// reader returns the function the check service reads rows with.
+// reader returns the function the check service reads rows with. The
+// body's progressReader cuts a client that sends nothing for the idle time.
 func (w *scrubWriter) reader(cols map[string]int) func() (check.Row, error) {
 	get := func(rec []string, col string) string {
 		if i, ok := cols[col]; ok {
