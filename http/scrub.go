@@ -91,6 +91,7 @@ type scrubRequest struct {
 	defaults    dedupe.Request // channel, purpose, product, offer, campaign, at
 	currency    string         // of rows' prices that give none
 	onlyAllowed bool
+	raw         bool // cells as they are, not escaped for spreadsheets
 	summary     bool // Accept: application/json
 	policy      *dedupe.Policy
 	policyName  string
@@ -188,6 +189,13 @@ func (s *Server) scrubRequest(c echo.Context) (*scrubRequest, error) {
 		r.onlyAllowed = true
 	default:
 		return nil, contact.Invalid("only", "must be allowed; got %q", v)
+	}
+	if v := q.Get("raw"); v != "" {
+		raw, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, contact.Invalid("raw", "must be true or false; got %q", contact.Clip(v))
+		}
+		r.raw = raw
 	}
 	r.currency = q.Get("currency")
 	if err := r.defaultOffer(q.Get("price"), r.currency, s.cfg.Defaults); err != nil {

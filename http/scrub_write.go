@@ -43,7 +43,7 @@ var errStopped = errors.New("http: scrub stopped")
 func (w *scrubWriter) reader(cols map[string]int) func() (check.Row, error) {
 	get := func(rec []string, col string) string {
 		if i, ok := cols[col]; ok {
-			return rec[i]
+			return spreadsheetValue(rec[i]) // as an earlier scrub had it
 		}
 		return ""
 	}
@@ -213,7 +213,7 @@ func (w *scrubWriter) begin() error {
 	for _, i := range w.keep {
 		header = append(header, w.cr.header[i])
 	}
-	return w.out.Write(append(header, scrubOut...))
+	return w.write(append(header, scrubOut...))
 }
 
 func (w *scrubWriter) writeRow(rec []string, allowed bool, reasons, detail string) error {
@@ -221,7 +221,19 @@ func (w *scrubWriter) writeRow(rec []string, allowed bool, reasons, detail strin
 	for _, i := range w.keep {
 		w.row = append(w.row, rec[i])
 	}
-	return w.out.Write(append(w.row, strconv.FormatBool(allowed), reasons, detail))
+	w.row = append(w.row, strconv.FormatBool(allowed), reasons, detail)
+	return w.write(w.row)
+}
+
+// write writes row, which it may change: each cell escaped for
+// spreadsheets, unless the scrub was asked for raw=true.
+func (w *scrubWriter) write(row []string) error {
+	if !w.req.raw {
+		for i, v := range row {
+			row[i] = spreadsheetSafe(v)
+		}
+	}
+	return w.out.Write(row)
 }
 
 // stop ends a scrub early with err. Before the answer has begun, err is the

@@ -38,6 +38,7 @@ type scrubOptions struct {
 	at          string
 	onlyAllowed bool
 	summaryOnly bool
+	raw         bool
 	idle        time.Duration
 }
 
@@ -48,7 +49,9 @@ The list is CSV with a header row and a customer_id column. Optional columns
 channel, purpose, product, price, phone, timezone and campaign override the
 flags row by row. The answer is every input column unchanged, then allowed
 (true/false), reasons (codes joined by |) and detail (the first reason's
-sentence). It is written to stdout, or to the -o file, which is written only
+sentence). A cell that a spreadsheet would run as a formula (one beginning
+with =, @, a tab, or + or - but for numbers and phone numbers) comes back
+with a ' before it; --raw turns that off, for programs that read the list. It is written to stdout, or to the -o file, which is written only
 if the scrub completes (a failed scrub leaves no partial file).
 
 The file is streamed: progress (rows done, rows/s, and the ETA from the bytes
@@ -95,6 +98,7 @@ func (a *app) scrubCommand() *cobra.Command {
 	f.StringVar(&o.policyFile, "policy-file", "", "what if: scrub under the policy in this YAML file")
 	f.BoolVar(&o.onlyAllowed, "only-allowed", false, "return only the rows that may be called")
 	f.BoolVar(&o.summaryOnly, "summary-only", false, "print only the summary table; no rows are returned")
+	f.BoolVar(&o.raw, "raw", false, "return cells as they are, not escaped for spreadsheets (for programs)")
 	f.DurationVar(&o.idle, "idle-timeout", 5*time.Minute, "give up when nothing is sent or received for this long (0: never)")
 	return cmd
 }
@@ -142,6 +146,9 @@ func (o *scrubOptions) query(flags *pflag.FlagSet) (url.Values, error) {
 	}
 	if o.onlyAllowed {
 		q.Set("only", "allowed")
+	}
+	if o.raw {
+		q.Set("raw", "true")
 	}
 	switch {
 	case o.policy != "" && o.policyFile != "":
