@@ -30,6 +30,15 @@ type EventProducer interface {
 	Produce(ctx context.Context, events []contact.Event) error
 }
 
+// EventIDs finds events whose id is stored already with other content, so
+// that POST /v1/events refuses them before they are produced.
+// contact/redis.Store is one.
+type EventIDs interface {
+	// IDConflicts returns, per event, an EConflict error naming the field
+	// id, or nil.
+	IDConflicts(ctx context.Context, events []contact.Event) ([]error, error)
+}
+
 // Check is a named readiness check; it returns nil when its dependency is
 // usable.
 type Check struct {
@@ -50,7 +59,10 @@ const (
 type Config struct {
 	Timelines TimelineReader
 	Producer  EventProducer
-	Checker   Checker
+	// EventIDs, if set, is asked about the ids of posted events before
+	// they are produced; the consumer refuses a reused id either way.
+	EventIDs EventIDs
+	Checker  Checker
 	// Defaults are the currency and phone region that events, list
 	// uploads and page requests are read with; they must be those of the
 	// Checker.

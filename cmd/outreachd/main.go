@@ -166,6 +166,7 @@ func (m *Main) newAPI(defaults contact.Defaults, consumer *stream.Consumer) *htt
 	return httpapi.New(httpapi.Config{
 		Timelines: m.store,
 		Producer:  m.producer,
+		EventIDs:  m.store,
 		Checker:   checks,
 		Defaults:  defaults,
 		Keys:      m.keys,

@@ -166,7 +166,7 @@ func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, err
 			errs[i] = &contact.Error{Code: contact.EInternal, Message: "the store refused the event", Err: err}
 			refused++
 		case n == conflict:
-			errs[i] = &contact.Error{Code: contact.EConflict, Field: "id", Message: "an event with this id and other content is stored already; ids must be unique"}
+			errs[i] = idConflict()
 		}
 	}
 	if refused > 1 && refused == len(events) {
