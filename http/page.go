@@ -67,6 +67,9 @@ type shellView struct {
 // plain GET form, so ?customer= redirects to the customer's own URL.
 func (s *Server) pageHome(c echo.Context) error {
 	if id := strings.TrimSpace(c.QueryParam("customer")); id != "" {
+		if err := contact.ValidCustomerID(id); err != nil {
+			return s.renderShell(c, http.StatusBadRequest, shellView{Problem: "That is not a valid customer id: " + safeMessage(err)})
+		}
 		return c.Redirect(http.StatusSeeOther, "/customers/"+url.PathEscape(id))
 	}
 	return s.renderShell(c, http.StatusOK, shellView{})
@@ -229,8 +232,13 @@ func (s *Server) pageCheck(c echo.Context) error {
 		Purpose:    c.FormValue("purpose"),
 		Product:    strings.TrimSpace(c.FormValue("product")),
 	}
+	currency := strings.ToUpper(strings.TrimSpace(c.FormValue("currency")))
+	if currency != "" {
+		if err := contact.ValidCurrency("offer.currency", currency); err != nil {
+			return s.renderPageError(c, err)
+		}
+	}
 	if p := strings.TrimSpace(c.FormValue("price")); p != "" {
-		currency := strings.ToUpper(strings.TrimSpace(c.FormValue("currency")))
 		if currency == "" {
 			currency = s.cfg.Defaults.Currency
 			if currency == "" {

@@ -115,6 +115,11 @@ func (s *Server) scrub(c echo.Context) error {
 	}
 	defer s.scrubs.release()
 	rc := fullDuplex(c)
+	// With full duplex on, a body the handler leaves unread is drained by
+	// net/http after it has stopped watching the connection, and the
+	// watch that draining starts races the next request's read: a panic
+	// (golang/go#68560). Closing the body here drains it in time.
+	defer c.Request().Body.Close()
 	body := &progressReader{r: c.Request().Body, rc: rc, idle: s.cfg.Lists.UploadIdle}
 	c.Request().Body = readCloser{body, c.Request().Body}
 	ctx, cancel := uploadContext(c.Request().Context(), body)

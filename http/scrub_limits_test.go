@@ -3,9 +3,11 @@ package http_test
 import (
 	"encoding/json"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -88,3 +90,43 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Fatalf("no metric %s", name)
 	return 0
 }
+
+// TestScrubUnreadBodyKeepsTheConnection answers scrubs without reading
+// their bodies (a bad query) on one kept-alive connection: net/http must
+// not panic on the next request (golang/go#68560, with full duplex on).
+func TestScrubUnreadBodyKeepsTheConnection(t *testing.T) {
+	t.Parallel()
+	env := newListsEnv(t, listsOptions{})
+	srv := httptest.NewUnstartedServer(env.h)
+	var logs strings.Builder
+	var mu sync.Mutex
+	srv.Config.ErrorLog = log.New(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return logs.Write(p)
+	}), "", 0)
+	srv.Start()
+	defer srv.Close()
+	for i := range 20 {
+		req, _ := http.NewRequest("POST", srv.URL+"/v1/lists/scrub?only=nope", strings.NewReader("customer_id\nc1\nc2\n"))
+		req.Header.Set("Content-Type", "text/csv")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Fatalf("request %d: %d, want 400", i, resp.StatusCode)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logs.String(), "panic") {
+		t.Errorf("the server panicked:\n%.2000s", logs.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -130,6 +130,7 @@ func New(cfg Config) *Server {
 		e.Use(s.instrument(cfg.Registry))
 	}
 	e.Use(decodePathParams)
+	e.Use(s.refuseRepeatedQuery) // query.go
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   strconv.FormatInt(cfg.MaxBody, 10) + "B",
 		Skipper: streamedUpload, // lists.go
