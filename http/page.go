@@ -66,7 +66,8 @@ type shellView struct {
 // pageHome serves the shell with only the search box. The search form is a
 // plain GET form, so ?customer= redirects to the customer's own URL.
 func (s *Server) pageHome(c echo.Context) error {
-	if id := strings.TrimSpace(c.QueryParam("customer")); id != "" {
+	if raw := c.QueryParam("customer"); raw != "" {
+		id := strings.Trim(raw, " ") // what a search box adds; other spaces are the id's
 		if err := contact.ValidCustomerID(id); err != nil {
 			return s.renderShell(c, http.StatusBadRequest, shellView{Problem: "That is not a valid customer id: " + safeMessage(err)})
 		}

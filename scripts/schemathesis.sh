@@ -4,7 +4,7 @@
 # must be accepted) and requests it forbids (which must be refused), and
 # checks every answer's status, media type, headers and body against it.
 #
-#   scripts/schemathesis.sh [MAX_EXAMPLES]    # default 30 per operation
+#   scripts/schemathesis.sh [MAX_EXAMPLES]    # default 20 per operation
 #
 # It installs schemathesis with pip if it is missing, builds outreachd and
 # starts it on its embedded Redis and Kafka, on free loopback ports, with a
@@ -14,17 +14,17 @@
 #
 # Environment:
 #   SCHEMATHESIS_VERSION   the version pip installs          [4.32.5]
-#   SCHEMATHESIS_MAX_TIME  seconds for the whole run, at most [150]
+#   SCHEMATHESIS_MAX_TIME  seconds for the whole run, at most [120]
 #   SCHEMATHESIS_SEED      a seed, to replay a run            [random]
 set -euo pipefail
 
-examples="${1:-30}"
+examples="${1:-20}"
 if ! [[ "$examples" =~ ^[1-9][0-9]*$ ]]; then
   echo "usage: $0 [MAX_EXAMPLES]  (a whole number; got '$examples')" >&2
   exit 2
 fi
 version="${SCHEMATHESIS_VERSION:-4.32.5}"
-max_time="${SCHEMATHESIS_MAX_TIME:-150}"
+max_time="${SCHEMATHESIS_MAX_TIME:-120}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 log() { echo "[schemathesis] $*" >&2; }
 

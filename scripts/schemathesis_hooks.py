@@ -133,6 +133,8 @@ def map_case(context, case):
             case.body = _csv_list()
         elif case.media_type == "multipart/form-data" and isinstance(case.body, dict):
             case.body["list"] = _csv_list().encode()
+            if "policy" in case.body and isinstance(case.query, dict):
+                case.query.pop("policy", None)  # an inline policy or a preset, not both
             if "policy" in case.body:
                 case.body["policy"] = rng.choice(["", "cooldowns: {call: 24h}\n", "quiet_hours: {start: '20:00', end: '09:00'}\n"])
         elif case.media_type == "application/x-www-form-urlencoded" and isinstance(case.body, dict):
