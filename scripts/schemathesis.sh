@@ -104,7 +104,6 @@ status=0
   --workers 1 \
   --generation-database none \
   --suppress-health-check all \
-  --report junit --report-dir "$work/report" \
   "${seed[@]}") || status=$?
 log "done in $((SECONDS - start))s, exit $status"
 if [[ $status -ne 0 ]] && grep -q 'level=ERROR' "$work/outreachd.log"; then
