@@ -66,7 +66,7 @@ func NewAuditWriter(cfg AuditConfig) *AuditWriter {
 		required: cfg.Required,
 		buf:      make(chan kafka.Message, cfg.Buffer),
 		log:      cfg.Logger,
-		done: make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	if cfg.Registry != nil {
 		cfg.Registry.MustRegister(
