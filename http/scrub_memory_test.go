@@ -101,17 +101,23 @@ func TestScrubMemoryIsBounded(t *testing.T) {
 		div = 10 // the race detector is ten times slower; the batches are as large
 	}
 	env := newListsEnv(t, listsOptions{})
-	var active sync.WaitGroup
-	api := httpapi.New(httpapi.Config{
-		Producer: &memProducer{}, Timelines: &memTimelines{}, Checker: env.checker,
-		Lists: httpapi.ListsConfig{Suppressions: env.store, UploadIdle: time.Second},
-	}).Handler()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		active.Add(1)
-		defer active.Done()
-		api.ServeHTTP(w, r)
-	}))
-	defer srv.Close()
+	// A client that reads gets all the time it needs; one that does not is
+	// cut after a second without progress.
+	var done atomic.Int64 // handlers returned
+	server := func(idle time.Duration) *httptest.Server {
+		api := httpapi.New(httpapi.Config{
+			Producer: &memProducer{}, Timelines: &memTimelines{}, Checker: env.checker,
+			Lists: httpapi.ListsConfig{Suppressions: env.store, UploadIdle: idle},
+		}).Handler()
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			defer done.Add(1)
+			api.ServeHTTP(w, r)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	reading, notReading := server(time.Minute), server(time.Second)
+	uploads := int64(0)
 
 	const issueCols, widestCols = 32768, httpapi.MaxCSVColumns
 	tests := []struct {
@@ -147,14 +153,17 @@ func TestScrubMemoryIsBounded(t *testing.T) {
 					list := newWideList(tt.cols, tt.size/div)
 					sent.Add(list.Len())
 					if tt.reading {
-						scrubReading(ctx, t, srv.URL, list, tt.wantStatus)
+						scrubReading(ctx, t, reading.URL, list, tt.wantStatus)
 					} else {
-						scrubNotReading(ctx, t, srv.Listener.Addr().String(), list)
+						scrubNotReading(ctx, t, notReading.Listener.Addr().String(), list)
 					}
 				})
 			}
 			wg.Wait()
-			active.Wait() // the handlers are done
+			uploads += int64(tt.parallel)
+			for done.Load() < uploads && ctx.Err() == nil { // the handlers are done
+				time.Sleep(10 * time.Millisecond)
+			}
 			close(stop)
 			p := <-peak
 			if ctx.Err() != nil {
