@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -93,5 +94,38 @@ func TestScrubStallEndsWithTheErrorRow(t *testing.T) {
 				t.Errorf("trailer %q, want error: …", tr)
 			}
 		})
+	}
+}
+
+// TestSuppressionStallIsATimeout sends part of a suppression list, then
+// nothing, while reading: the answer is a 408 naming the line, and the
+// list is as it was.
+func TestSuppressionStallIsATimeout(t *testing.T) {
+	t.Parallel()
+	env := newListsEnv(t, listsOptions{})
+	srv := httptest.NewServer(httpapi.New(httpapi.Config{
+		Producer: &memProducer{}, Timelines: &memTimelines{}, Checker: env.checker,
+		Lists: httpapi.ListsConfig{Suppressions: env.store, UploadIdle: 300 * time.Millisecond},
+	}).Handler())
+	defer srv.Close()
+	conn, err := net.DialTimeout("tcp", srv.Listener.Addr().String(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	list := "customer_id\ns1\ns2\n"
+	fmt.Fprintf(conn, "PUT /v1/suppressions/litigators HTTP/1.1\r\nHost: x\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(list), list)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	var e struct{ Error struct{ Code, Message, Field string } }
+	if resp.StatusCode != 408 || json.Unmarshal(body, &e) != nil || e.Error.Code != "timeout" || !strings.Contains(e.Error.Message, "line 4") {
+		t.Errorf("status %d, body %q; want 408 timeout naming line 4", resp.StatusCode, body)
+	}
+	if n, err := env.store.SuppressionCount(context.Background(), "litigators"); err != nil || n != 1 {
+		t.Errorf("the list holds %d entries (%v), want its 1 entry as before", n, err)
 	}
 }
