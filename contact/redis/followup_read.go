@@ -15,17 +15,6 @@ import (
 	"github.com/outreach/outreach/contact"
 )
 
-// FollowUpRange selects the indexed follow-ups of one team (open cases no
-// one has followed up) opened from From to To, both included; a zero time
-// is unbounded. They come oldest first by (opened at, customer, case),
-// starting after After when it is set, at most Limit of them.
-type FollowUpRange struct {
-	Team     string
-	From, To time.Time
-	After    *contact.FollowUp
-	Limit    int
-}
-
 // MaxOwnerFollowUps bounds what OwnerFollowUps reads.
 const MaxOwnerFollowUps = 1000
 
@@ -41,7 +30,7 @@ func (s *Store) FollowUpTeams(ctx context.Context) ([]string, error) {
 
 // IndexedFollowUps reads each range in two round trips for all of them: the
 // members of every shard, then the follow-ups of those selected.
-func (s *Store) IndexedFollowUps(ctx context.Context, ranges []FollowUpRange) ([][]contact.FollowUp, error) {
+func (s *Store) IndexedFollowUps(ctx context.Context, ranges []contact.FollowUpRange) ([][]contact.FollowUp, error) {
 	type shardRead struct{ ties, rest *goredis.ZSliceCmd }
 	pipe := s.rdb.Pipeline()
 	reads := make([][FollowUpShards]shardRead, len(ranges))
@@ -108,7 +97,7 @@ func (s *Store) OwnerFollowUps(ctx context.Context, owner string) ([]contact.Fol
 
 // CountFollowUps counts the indexed follow-ups of each range (Limit and
 // After are not used), in one round trip.
-func (s *Store) CountFollowUps(ctx context.Context, ranges []FollowUpRange) ([]int64, error) {
+func (s *Store) CountFollowUps(ctx context.Context, ranges []contact.FollowUpRange) ([]int64, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([][FollowUpShards]*goredis.IntCmd, len(ranges))
 	for i, r := range ranges {
