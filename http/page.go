@@ -47,6 +47,7 @@ func (s *Server) registerPage() {
 	s.echo.GET("/customers/:id", s.pageCustomer)
 	s.echo.GET("/customers/:id/panel", s.pagePanel, s.authorize(RoleAgent))
 	s.echo.POST("/customers/:id/check", s.pageCheck, s.authorize(RoleAgent))
+	s.registerFollowUps() // followups.go
 	for _, a := range pageAssets {
 		s.echo.GET("/assets/"+a.name, a.serve)
 	}
@@ -55,10 +56,15 @@ func (s *Server) registerPage() {
 // shellView is the data of the page shell.
 type shellView struct {
 	CustomerID string
-	Auth       bool   // whether the page must ask for a key
-	Problem    string // why the customer id in the URL cannot be shown
-	AssetCSS   string
-	AssetJS    string
+	// The team leads' follow-ups page: its filters, and the fragment the
+	// script loads.
+	FollowUps   bool
+	Team, Owner string
+	PanelSrc    string
+	Auth        bool   // whether the page must ask for a key
+	Problem     string // why the customer id in the URL cannot be shown
+	AssetCSS    string
+	AssetJS     string
 }
 
 // pageHome serves the shell with only the search box. The search form is a
@@ -183,6 +189,13 @@ func (s *Server) pagePanel(c echo.Context) error {
 	v.Timeline = tl
 	v.Empty = len(events) == 0
 	s.addLiveFacts(c, &v, p, now)
+	if s.cfg.FollowUps != nil {
+		if items, err := s.cfg.FollowUps.CustomerFollowUps(ctx, id); err != nil {
+			s.log.Warn("page: unable to read the follow-ups", "error", err)
+		} else {
+			v.addFollowUps(items, now)
+		}
+	}
 	v.Decisions = s.lastDecisions(c, id, now)
 	return s.renderHTML(c, http.StatusOK, "panel", v)
 }

@@ -3,11 +3,13 @@ package http
 import (
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/dedupe"
+	"github.com/outreach/outreach/dedupe/check"
 )
 
 // The views of the agent page: the data its templates render.
@@ -121,6 +123,53 @@ type complaintView struct {
 	CaseID, Owner, Summary string
 	Opened                 stamp
 	Product                string
+	FollowUp               string // "Follow-up due since 2 days, owner b.smith"
+	FollowUpState          string // due, upcoming, done, or ""
+}
+
+// addFollowUps sets the follow-up line of each open complaint.
+func (v *panelView) addFollowUps(items []check.FollowUpItem, now time.Time) {
+	byCase := map[string]*check.FollowUpItem{}
+	for i := range items {
+		byCase[items[i].CaseID] = &items[i]
+	}
+	for i := range v.Complaints {
+		c := &v.Complaints[i]
+		it := byCase[c.CaseID]
+		switch {
+		case it == nil:
+		case it.FollowedUp != nil:
+			t := it.FollowedUp
+			c.FollowUpState, c.FollowUp = "done", "Followed up "+spell(now.Sub(t.At))+" ago"
+			if t.Agent != "" {
+				c.FollowUp += " by " + t.Agent
+			}
+		case it.State == dedupe.FollowUpDue:
+			c.FollowUpState, c.FollowUp = "due", "Follow-up due since "+spell(now.Sub(it.DueAt))
+			if it.Owner != "" {
+				c.FollowUp += ", owner " + it.Owner
+			}
+		case it.State == dedupe.FollowUpUpcoming:
+			c.FollowUpState, c.FollowUp = "upcoming", "Follow-up due in "+spell(it.DueAt.Sub(now))
+		}
+	}
+}
+
+// spell writes a duration in words: "40 minutes", "5 hours", "2 days".
+func spell(d time.Duration) string {
+	n, unit := int64(d/time.Minute), "minute"
+	switch {
+	case d >= 48*time.Hour:
+		n, unit = int64(d/(24*time.Hour)), "day"
+	case d >= 2*time.Hour:
+		n, unit = int64(d/time.Hour), "hour"
+	case d < time.Minute:
+		return "less than a minute"
+	}
+	if n != 1 {
+		unit += "s"
+	}
+	return strconv.FormatInt(n, 10) + " " + unit
 }
 
 type claimView struct {

@@ -20,6 +20,7 @@ type FollowUpIndex interface {
 	IndexedFollowUps(ctx context.Context, ranges []contact.FollowUpRange) ([][]contact.FollowUp, error)
 	OwnerFollowUps(ctx context.Context, owner string) ([]contact.FollowUp, error)
 	CountFollowUps(ctx context.Context, ranges []contact.FollowUpRange) ([]int64, error)
+	FollowUps(ctx context.Context, customerID string) ([]contact.FollowUp, error)
 }
 
 // FollowUpQuery selects follow-ups: those due, or those upcoming, of one
@@ -38,7 +39,7 @@ const MaxFollowUpPage = 500
 // FollowUpItem is a follow-up with when it falls due.
 type FollowUpItem struct {
 	contact.FollowUp
-	DueAt time.Time `json:"due_at"`
+	DueAt time.Time `json:"due_at,omitzero"` // zero when it never falls due
 	State string    `json:"state"`
 }
 
@@ -120,6 +121,25 @@ func (s *Service) FollowUps(ctx context.Context, q FollowUpQuery) (FollowUpPage,
 		page.Next = followUpCursor{last.DueAt.UnixMilli(), last.CustomerID, last.CaseID}.String()
 	}
 	return page, nil
+}
+
+// CustomerFollowUps returns the follow-ups of a customer's open complaints,
+// followed up or not, with their state under the policy in force.
+func (s *Service) CustomerFollowUps(ctx context.Context, customerID string) ([]FollowUpItem, error) {
+	if s.cfg.FollowUps == nil {
+		return nil, nil
+	}
+	fus, err := s.cfg.FollowUps.FollowUps(ctx, customerID)
+	if err != nil {
+		return nil, err
+	}
+	p, now := s.cfg.Policy(), s.now()
+	out := make([]FollowUpItem, len(fus))
+	for i, f := range fus {
+		due, _ := p.FollowUpDue(&f)
+		out[i] = FollowUpItem{FollowUp: f, DueAt: due, State: p.FollowUpState(&f, now)}
+	}
+	return out, nil
 }
 
 // teamFollowUps reads, per team in q, a page and one more of q's state
