@@ -121,7 +121,9 @@ func TestSuppressionStallIsATimeout(t *testing.T) {
 		t.Fatalf("no answer: %v", err)
 	}
 	body, _ := io.ReadAll(resp.Body)
-	var e struct{ Error struct{ Code, Message, Field string } }
+	var e struct {
+		Error struct{ Code, Message, Field string }
+	}
 	if resp.StatusCode != 408 || json.Unmarshal(body, &e) != nil || e.Error.Code != "timeout" || !strings.Contains(e.Error.Message, "line 4") {
 		t.Errorf("status %d, body %q; want 408 timeout naming line 4", resp.StatusCode, body)
 	}
