@@ -19,7 +19,7 @@ func (s *Server) refuseRepeatedQuery(next echo.HandlerFunc) echo.HandlerFunc {
 				continue
 			}
 			err := contact.Invalid(contact.Clip(name), "is given %d times; give it once", len(values))
-			if c.Path() == "/" || strings.HasPrefix(c.Path(), "/customers/") {
+			if p := c.Path(); p == "/" || strings.HasPrefix(p, "/customers/") || strings.HasPrefix(p, "/followups") {
 				return s.renderPageError(c, err)
 			}
 			return err

@@ -121,6 +121,8 @@ def map_case(context, case):
             q["policy"] = "live"  # this server has no presets
         if q.get("phone"):
             q["phone"] = rng.choice(PHONES)
+        if q.get("cursor"):
+            del q["cursor"]  # a follow-ups cursor is the next of an earlier page: none here
         if q.get("since"):
             q["since"] = rng.choice(["24h", "7d", "90d", "1d12h", "30m"])  # more than 0, at most 90d
         if q.get("customer_id") and q.get("phone"):
