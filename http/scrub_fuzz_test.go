@@ -66,6 +66,9 @@ func FuzzScrubCSV(f *testing.F) {
 			if errors.Is(err, io.EOF) {
 				break
 			}
+			if err == nil && !utf8.ValidString(strings.Join(rec, "")) {
+				err = errors.New("a record is not UTF-8") // refused too, as a file in another encoding
+			}
 			if err != nil {
 				csvErr = err
 				break
