@@ -8,6 +8,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -125,6 +126,9 @@ func (s *Service) decide(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Re
 		if f.Err != nil {
 			failed = append(failed, f.Err)
 			results[i].Decision = dedupe.Unavailable(p)
+			if errors.Is(f.Err, contact.ErrStoreReset) {
+				results[i].Decision = dedupe.StoreReset(p)
+			}
 			continue
 		}
 		results[i].Decision = dedupe.Decide(p, r, f, now)
