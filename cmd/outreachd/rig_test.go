@@ -73,7 +73,9 @@ func newRig(t *testing.T, c rigConfig) *rig {
 	}, c.Env...)
 	addrs := strings.Split(c.RedisAddr, ",")
 	if c.Cluster {
-		r.rdb = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs, MaxRetries: -1})
+		// A short reload interval, as outreachd's, so that counting goes on
+		// after a failover.
+		r.rdb = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs, MaxRetries: -1, ClusterStateReloadInterval: time.Second})
 	} else {
 		r.rdb = goredis.NewClient(&goredis.Options{Addr: addrs[0], MaxRetries: -1})
 	}
