@@ -167,6 +167,8 @@ func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, err
 			refused++
 		case n == conflict:
 			errs[i] = &contact.Error{Code: contact.EConflict, Field: "id", Message: "an event with this id and other content is stored already; ids must be unique"}
+		case n == redelivery:
+			s.redeliv.Add(1)
 		}
 	}
 	if refused > 1 && refused == len(events) {
@@ -175,6 +177,11 @@ func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, err
 	}
 	return errs, nil
 }
+
+// Redelivered returns how many events Apply found stored already, with the
+// same content, since the store was made: redeliveries (after a crash, a
+// rebalance or a retry) that idempotence absorbed.
+func (s *Store) Redelivered() int64 { return s.redeliv.Load() }
 
 // refusal reports whether err is Redis refusing one event for what it is
 // (a key of the wrong type, an error of the script on this event's data),
