@@ -38,6 +38,7 @@ type Request struct {
 	Channel    contact.Channel `json:"channel"`
 	Purpose    string          `json:"purpose,omitempty"` // default DefaultPurpose
 	Campaign   string          `json:"campaign,omitempty"`
+	Team       string          `json:"team,omitempty"` // the team of the agent or dialer; for the audit trail
 	Agent      string          `json:"agent,omitempty"`
 	Product    string          `json:"product,omitempty"`
 	Offer      *contact.Offer  `json:"offer,omitempty"`    // Offer.Price is the price being offered now
@@ -71,7 +72,7 @@ func (r *Request) Normalize(now time.Time, d contact.Defaults) error {
 		return contact.Invalid("purpose", "must be one of %s; got %q", strings.Join(contact.Purposes, ", "), contact.Clip(r.Purpose))
 	}
 	for _, f := range [...]struct{ name, value string }{
-		{"campaign", r.Campaign}, {"agent", r.Agent}, {"product", r.Product}, {"phone", r.Phone},
+		{"campaign", r.Campaign}, {"team", r.Team}, {"agent", r.Agent}, {"product", r.Product}, {"phone", r.Phone},
 	} {
 		if err := contact.ValidText(f.name, f.value); err != nil {
 			return err

@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -185,6 +186,7 @@ func (s *Server) pagePanel(c echo.Context) error {
 	v.Timeline = tl
 	v.Empty = len(events) == 0
 	s.addLiveFacts(c, &v, p, now)
+	v.Decisions = s.lastDecisions(c, id, now)
 	return s.renderHTML(c, http.StatusOK, "panel", v)
 }
 
@@ -196,7 +198,7 @@ func (s *Server) addLiveFacts(c echo.Context, v *panelView, p *dedupe.Policy, no
 		return
 	}
 	req := dedupe.Request{CustomerID: v.CustomerID, Channel: contact.Call, Purpose: "service"}
-	results, err := s.cfg.Checker.Check(c.Request().Context(), []dedupe.Request{req}, check.Options{Policy: p})
+	results, err := s.cfg.Checker.Check(c.Request().Context(), []dedupe.Request{req}, check.Options{Policy: p, NoAudit: true})
 	if err != nil || len(results) != 1 || hasCode(results[0].Reasons, dedupe.CodeUnavailable) {
 		s.log.Warn("page: unable to read claims and suppression lists", "error", err)
 		v.LiveProblem = "Active calls and do-not-call lists could not be checked right now. Use “Can I call now?” before calling."
@@ -214,6 +216,47 @@ func (s *Server) addLiveFacts(c echo.Context, v *panelView, p *dedupe.Policy, no
 			v.Suppressions = append(v.Suppressions, reasonView{Code: r.Code, Message: r.Message, List: r.List, Expires: stampPtr(r.ExpiresAt, now)})
 		}
 	}
+}
+
+// pageDecisions is how many of the last checks the page shows, and
+// pageDecisionsWait how long it waits for them.
+const (
+	pageDecisions     = 5
+	pageDecisionsWait = 2 * time.Second
+)
+
+// lastDecisions reads the customer's last checks of the day from the audit
+// trail; none when it cannot be read in time (the page shows the rest).
+func (s *Server) lastDecisions(c echo.Context, id string, now time.Time) []decisionView {
+	if s.cfg.Decisions == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), pageDecisionsWait)
+	defer cancel()
+	recs, _, err := s.cfg.Decisions.Decisions(ctx, id, now.Add(-24*time.Hour), pageDecisions)
+	if err != nil {
+		s.log.Warn("page: unable to read the last checks", "error", err)
+		return nil
+	}
+	var out []decisionView
+	for _, r := range recs {
+		if r.Kind != dedupe.RecordCheck || r.Request == nil {
+			continue
+		}
+		v := decisionView{At: newStamp(r.Time, now), Who: r.Role, Campaign: r.Request.Campaign, Allowed: r.Allowed}
+		if r.Request.Agent != "" {
+			v.Who = r.Request.Agent
+		}
+		var codes []string
+		for _, x := range r.Reasons {
+			if !x.Warning && !slices.Contains(codes, x.Code) {
+				codes = append(codes, x.Code)
+			}
+		}
+		v.Codes = strings.Join(codes, ", ")
+		out = append(out, v)
+	}
+	return out
 }
 
 // pageCheck answers "Can I call now?" with the verdict of POST /v1/check,
@@ -363,6 +406,7 @@ type panelView struct {
 	Offers       []offerView
 	OptOuts      []optOutView
 	LastContacts []lastContactView
+	Decisions    []decisionView // the last checks, from the audit trail
 	Timeline     timelineView
 	Empty        bool // nothing on record
 	// For the check form.
@@ -403,6 +447,16 @@ type optOutView struct {
 type lastContactView struct {
 	Channel, Icon, Agent, Outcome string
 	At                            stamp
+}
+
+// decisionView is a check of the audit trail: "checked 4 min ago by dialer
+// for campaign autumn: blocked, recent_contact".
+type decisionView struct {
+	At       stamp
+	Who      string // the role, or the agent
+	Campaign string
+	Allowed  bool
+	Codes    string
 }
 
 type reasonView struct {

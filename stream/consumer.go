@@ -305,9 +305,14 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) {
 	if !ok {
 		return
 	}
-	applied := len(events)
+	applied, erased := len(events), 0
 	for i, err := range refused {
-		if err != nil {
+		switch {
+		case err == nil:
+		case contact.ErrorCode(err) == contact.EGone:
+			erased++
+			applied--
+		default:
 			dead = append(dead, deadLetter(from[i], err))
 			applied--
 		}
@@ -332,6 +337,7 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) {
 	c.applied.Add(int64(applied))
 	c.metrics.Applied.Add(float64(applied))
 	c.metrics.DeadLettered.Add(float64(len(dead)))
+	c.metrics.Erased.Add(float64(erased))
 	c.metrics.BatchSeconds.Observe(time.Since(start).Seconds())
 	for _, m := range lastPerPartition(batch) {
 		c.metrics.Lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition)).Set(float64(max(0, m.HighWaterMark-m.Offset-1)))
@@ -354,7 +360,7 @@ func (c *Consumer) apply(ctx context.Context, events []contact.Event) ([]error, 
 		}
 		var failed error
 		for _, err := range refused {
-			if err != nil && contact.ErrorCode(err) != contact.EConflict {
+			if code := contact.ErrorCode(err); err != nil && code != contact.EConflict && code != contact.EGone {
 				failed = err
 			}
 		}

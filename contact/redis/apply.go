@@ -15,6 +15,7 @@ import (
 
 // applyScript stores one event of a customer, atomically:
 //
+//   - the tombstone of an erasure: an event dated up to it is dropped;
 //   - the id index: a second event with a stored id is a redelivery (the same
 //     digest: nothing changes) or a conflict (the first version stands);
 //   - the history entry, trimmed to the retention and the count limit,
@@ -26,12 +27,12 @@ import (
 //   - the recent outbound contacts and the offers, trimmed by age and count;
 //   - the claim the event's contact was made under, released.
 //
-// KEYS: history, ids, state, recent, offers, claim.
+// KEYS: history, ids, state, recent, offers, claim, tombstone.
 // ARGV: now, retention, maxEvents, id, digest, score, member, nslots,
 // then per slot: field, binding ("1"/"0"), value (order key length (2 bytes),
 // order key, record); then recent id, recent horizon, recent max; then
 // offer member, offer expiry, offer max; then the claim prefix.
-// It returns 0 (applied), 1 (a redelivery) or 2 (a conflict).
+// It returns 0 (applied), 1 (a redelivery), 2 (a conflict) or 3 (erased).
 var applyScript = goredis.NewScript(`
 local function gt(a, b)
   local n = math.min(#a, #b)
@@ -52,6 +53,8 @@ local function gone(ids, members)
 end
 local h, ids, st, rc, of, claim = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, ttl, maxev = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tomb = redis.call('GET', KEYS[7])
+if tomb and tonumber(ARGV[6]) <= tonumber(tomb) then return 3 end
 local old = redis.call('HGET', ids, ARGV[4])
 if old then
   if old == ARGV[5] then return 1 end
@@ -120,6 +123,7 @@ const (
 	applied    = 0
 	redelivery = 1
 	conflict   = 2
+	erased     = 3
 )
 
 // Apply stores events, which must be normalized, in one pipeline of one
@@ -127,9 +131,11 @@ const (
 // nothing but key TTLs, and the state it ends in does not depend on the
 // order of the events.
 //
-// It returns one error per event: nil; an EConflict error for an event
-// whose id is stored with other content (the stored one stands); or an
-// EInternal error when Redis refused that event alone (a key of the wrong
+// A forget event erases the customer (erase.go), in its place among the
+// events. It returns one error per event: nil; an EConflict error for an
+// event whose id is stored with other content (the stored one stands); an
+// EGone error for an event dated up to an erasure of its customer, which is
+// dropped; or an EInternal error when Redis refused that event alone (a key of the wrong
 // type, a script error), which applying it again will likely not mend. The
 // second result is an EUnavailable error when Redis cannot be reached or
 // cannot take writes at all (a timeout, a lost connection, out of memory,
@@ -137,6 +143,32 @@ const (
 // and the batch is to be applied again. On any failure some events may have
 // been applied; applying them all again is safe.
 func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, error) {
+	errs := make([]error, 0, len(events))
+	for len(events) > 0 {
+		// A forget event erases what came before it, in order.
+		n := 0
+		for n < len(events) && events[n].Type != contact.TypeForget {
+			n++
+		}
+		part, err := s.applyEvents(ctx, events[:n])
+		if err != nil {
+			return nil, err
+		}
+		errs = append(errs, part...)
+		if n < len(events) {
+			if err := s.erase(ctx, events[n].CustomerID, events[n].At); err != nil {
+				return nil, err
+			}
+			errs = append(errs, nil)
+			n++
+		}
+		events = events[n:]
+	}
+	return errs, nil
+}
+
+// applyEvents applies events, none of them a forget event, in one pipeline.
+func (s *Store) applyEvents(ctx context.Context, events []contact.Event) ([]error, error) {
 	if len(events) == 0 {
 		return nil, nil
 	}
@@ -159,7 +191,7 @@ func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, err
 			if err := s.LoadScripts(ctx); err != nil {
 				return nil, err
 			}
-			return s.Apply(ctx, events)
+			return s.applyEvents(ctx, events)
 		case err != nil && !refusal(err):
 			return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply %d events: %w", len(events), err))
 		case err != nil:
@@ -169,6 +201,8 @@ func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, err
 			errs[i] = &contact.Error{Code: contact.EConflict, Field: "id", Message: "an event with this id and other content is stored already; ids must be unique"}
 		case n == redelivery:
 			s.redeliv.Add(1)
+		case n == erased:
+			errs[i] = &contact.Error{Code: contact.EGone, Message: "the customer was erased after this event"}
 		}
 	}
 	if refused > 1 && refused == len(events) {
@@ -203,7 +237,7 @@ func isNoScript(err error) bool {
 // applyArgs builds the keys and arguments of applyScript for e.
 func (s *Store) applyArgs(e *contact.Event, now int64, l contact.Limits) ([]string, []any) {
 	id := e.CustomerID
-	keys := []string{s.key(id, kindHistory), s.key(id, kindIDs), s.key(id, kindState), s.key(id, kindRecent), s.key(id, kindOffers), s.claimKey(id)}
+	keys := []string{s.key(id, kindHistory), s.key(id, kindIDs), s.key(id, kindState), s.key(id, kindRecent), s.key(id, kindOffers), s.claimKey(id), s.tombKey(id)}
 	record := encodeRecord(nil, e)
 	at := e.At.UnixMilli()
 	args := make([]any, 0, 20)

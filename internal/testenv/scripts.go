@@ -13,8 +13,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	goredis "github.com/redis/go-redis/v9"
 )
 
 // script runs a script of scripts/ with env added, within timeout, and
@@ -98,27 +96,6 @@ func (c *RedisCluster) Kill(tb testing.TB, addr string) {
 	if _, err := script(tb, 30*time.Second, c.env, "redis-cluster.sh", "kill", port); err != nil {
 		tb.Fatal(err)
 	}
-}
-
-// MasterOf returns the address of the master that serves slot, as the
-// cluster sees it now.
-func (c *RedisCluster) MasterOf(tb testing.TB, slot int) string {
-	tb.Helper()
-	cl := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs})
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	slots, err := cl.ClusterSlots(ctx).Result()
-	if err != nil {
-		tb.Fatalf("CLUSTER SLOTS: %v", err)
-	}
-	for _, s := range slots {
-		if s.Start <= slot && slot <= s.End {
-			return s.Nodes[0].Addr
-		}
-	}
-	tb.Fatalf("no master serves slot %d", slot)
-	return ""
 }
 
 // KafkaBroker is a Kafka broker of one test, started by
