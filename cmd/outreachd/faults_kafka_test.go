@@ -22,7 +22,10 @@ func TestFaultKafkaBrokerRestarted(t *testing.T) {
 	start := time.Now()
 	broker := testenv.StartKafkaBroker(t)
 	brokerUp := time.Since(start)
-	r := newRig(t, rigConfig{RedisAddr: os.Getenv(testenv.RedisEnv), Brokers: []string{broker.Addr}})
+	// A check timeout well above the 300ms default: a broker starting up
+	// takes both cores of a small machine, and a check that times out then
+	// is not what this test is about.
+	r := newRig(t, rigConfig{RedisAddr: os.Getenv(testenv.RedisEnv), Brokers: []string{broker.Addr}, Env: []string{"OUTREACH_CHECK_TIMEOUT=2s"}})
 	d := r.start()
 	p := newProbes(10)
 	if err := r.produce(p.optOuts()...); err != nil {

@@ -109,6 +109,10 @@ func StartDaemon(tb testing.TB, bin string, env ...string) *Daemon {
 				kafkaAddr = line.Addr
 			case "http listening":
 				ready <- [2]string{line.Addr, kafkaAddr}
+				// The rest is only kept: decoding it would slow a daemon
+				// that logs much, as its writes wait for this reader.
+				io.Copy(&d.logs, stderr)
+				return
 			}
 		}
 	}()
