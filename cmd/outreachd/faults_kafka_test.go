@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -25,7 +24,8 @@ func TestFaultKafkaBrokerRestarted(t *testing.T) {
 	// A check timeout well above the 300ms default: a broker starting up
 	// takes both cores of a small machine, and a check that times out then
 	// is not what this test is about.
-	r := newRig(t, rigConfig{RedisAddr: os.Getenv(testenv.RedisEnv), Brokers: []string{broker.Addr}, Env: []string{"OUTREACH_CHECK_TIMEOUT=2s"}})
+	shared := testenv.NewSingleRedis(t)
+	r := newRig(t, rigConfig{RedisAddr: shared.Addr, Prefix: shared.Prefix, Brokers: []string{broker.Addr}, Env: []string{"OUTREACH_CHECK_TIMEOUT=2s"}})
 	d := r.start()
 	p := newProbes(10)
 	if err := r.produce(p.optOuts()...); err != nil {

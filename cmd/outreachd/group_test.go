@@ -50,7 +50,8 @@ func TestFaultConsumerGroup(t *testing.T) {
 	for i := range customers {
 		customers[i] = fmt.Sprint("g-", i)
 	}
-	r := newRig(t, rigConfig{RedisAddr: os.Getenv(testenv.RedisEnv), Brokers: strings.Split(os.Getenv(testenv.KafkaEnv), ","), Partitions: 12})
+	shared := testenv.NewSingleRedis(t) // the shared one, whose keys it deletes at cleanup
+	r := newRig(t, rigConfig{RedisAddr: shared.Addr, Prefix: shared.Prefix, Brokers: strings.Split(os.Getenv(testenv.KafkaEnv), ","), Partitions: 12})
 	p := newProbes(50)
 	if err := r.produce(p.optOuts()...); err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,8 +30,12 @@ import (
 
 // rigConfig says where a rig's outreachd stores and consumes.
 type rigConfig struct {
-	RedisAddr  string // one server, or a cluster's nodes, comma-separated
-	Cluster    bool
+	RedisAddr string // one server, or a cluster's nodes, comma-separated
+	Cluster   bool
+	// Prefix is the key prefix; on a shared server, that of a
+	// testenv.Redis, which deletes its keys at cleanup. Default: a prefix
+	// of the test's own, for a server that the test also owns.
+	Prefix     string
 	Brokers    []string
 	Partitions int      // of the events topic; default 3
 	Env        []string // more OUTREACH_ settings, KEY=VALUE
@@ -57,7 +62,7 @@ func newRig(t *testing.T, c rigConfig) *rig {
 		c.Partitions = 3
 	}
 	r := &rig{t: t, bin: testenv.Build(t, "."), kafka: &testenv.Kafka{Brokers: c.Brokers},
-		group: "g-" + testenv.Unique(t), prefix: "test:" + testenv.Unique(t) + ":"}
+		group: "g-" + testenv.Unique(t), prefix: cmp.Or(c.Prefix, "test:"+testenv.Unique(t)+":")}
 	r.topic = r.kafka.Topic(t, "events", c.Partitions)
 	r.dlq = r.kafka.Topic(t, "dlq", 1)
 	r.env = append([]string{

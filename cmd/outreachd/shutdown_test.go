@@ -27,7 +27,8 @@ func TestFaultSigtermUnderLoad(t *testing.T) {
 	testenv.RequireRealServers(t)
 	const shutdownTimeout = 10 * time.Second
 	start := time.Now()
-	r := newRig(t, rigConfig{RedisAddr: os.Getenv(testenv.RedisEnv), Brokers: strings.Split(os.Getenv(testenv.KafkaEnv), ",")})
+	shared := testenv.NewSingleRedis(t)
+	r := newRig(t, rigConfig{RedisAddr: shared.Addr, Prefix: shared.Prefix, Brokers: strings.Split(os.Getenv(testenv.KafkaEnv), ",")})
 	p := newProbes(10)
 	if err := r.produce(p.optOuts()...); err != nil {
 		t.Fatal(err)
