@@ -36,6 +36,17 @@ type Touch struct {
 	Purpose string    `json:"purpose,omitempty"`
 }
 
+// FollowUpRange selects the indexed follow-ups of one team (open cases no
+// one has followed up) opened from From to To, both included; a zero time
+// is unbounded. They come oldest first by (opened at, customer, case),
+// starting after After when it is set, at most Limit of them.
+type FollowUpRange struct {
+	Team     string
+	From, To time.Time
+	After    *FollowUp
+	Limit    int
+}
+
 // FollowUpPurposes are the purposes of a contact that follows a complaint up.
 var FollowUpPurposes = []string{"recovery", "service"}
 

@@ -196,6 +196,34 @@ func (p *Policy) FollowUpSLA(team string) time.Duration {
 	return p.followupSLA
 }
 
+// FollowUp states.
+const (
+	FollowUpDue      = "due"      // the SLA has passed and no one followed the case up
+	FollowUpUpcoming = "upcoming" // no one followed the case up yet, within the SLA
+)
+
+// FollowUpDue returns when the follow-up of f falls due; false when it
+// never does: someone followed it up, or its team's SLA is 0.
+func (p *Policy) FollowUpDue(f *contact.FollowUp) (time.Time, bool) {
+	sla := p.FollowUpSLA(f.Team)
+	if f.FollowedUp != nil || sla <= 0 {
+		return time.Time{}, false
+	}
+	return f.OpenedAt.Add(sla), true
+}
+
+// FollowUpState is FollowUpDue, FollowUpUpcoming or "" (never due) for f at now.
+func (p *Policy) FollowUpState(f *contact.FollowUp, now time.Time) string {
+	due, ok := p.FollowUpDue(f)
+	switch {
+	case !ok:
+		return ""
+	case now.Before(due):
+		return FollowUpUpcoming
+	}
+	return FollowUpDue
+}
+
 // Version identifies the policy: a hash of the file it was read from, or
 // "default" for the built-in policy. Replicas that disagree on it decide
 // differently.

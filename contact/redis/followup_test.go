@@ -28,7 +28,7 @@ func indexed(tb fataler, s *redis.Store, team string, n int) []contact.FollowUp 
 	var all []contact.FollowUp
 	var after *contact.FollowUp
 	for range 1000 {
-		page, err := s.IndexedFollowUps(context.Background(), []redis.FollowUpRange{{Team: team, After: after, Limit: n}})
+		page, err := s.IndexedFollowUps(context.Background(), []contact.FollowUpRange{{Team: team, After: after, Limit: n}})
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -136,7 +136,7 @@ func TestFollowUpIndex(t *testing.T) {
 		ev("x1", "contact", "cust-01", t0, func(e *contact.Event) { e.Purpose = "sales"; e.Agent = "a.jones" }),
 		ev("k2", "complaint", "cust-02", t0, func(e *contact.Event) { e.CaseID, e.Status = "A", "resolved" }),
 		ev("f1", "forget", "cust-03", t0))
-	counts, err := s.CountFollowUps(ctx, []redis.FollowUpRange{{Team: "care"}, {Team: "care", To: t0.Add(-99 * time.Hour)}})
+	counts, err := s.CountFollowUps(ctx, []contact.FollowUpRange{{Team: "care"}, {Team: "care", To: t0.Add(-99 * time.Hour)}})
 	if err != nil {
 		t.Fatal(err)
 	}
