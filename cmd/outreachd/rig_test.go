@@ -88,6 +88,11 @@ func newRig(t *testing.T, c rigConfig) *rig {
 	t.Cleanup(func() {
 		r.w.Close()
 		r.rdb.Close()
+		// The rig's topics go too: the fault tests write 100,000s of events.
+		cl := &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 30 * time.Second}
+		if _, err := cl.DeleteTopics(context.Background(), &kafka.DeleteTopicsRequest{Topics: []string{r.topic, r.dlq}}); err != nil {
+			t.Logf("delete the topics %s and %s: %v", r.topic, r.dlq, err)
+		}
 	})
 	return r
 }
