@@ -44,6 +44,10 @@ func (s *Server) postEvents(c echo.Context) error {
 	events := make([]contact.Event, len(raws))
 	for i, raw := range raws {
 		e, err := contact.Decode(raw, s.cfg.Defaults)
+		if err == nil && e.Type == contact.TypeForget {
+			// An erasure is DELETE /v1/customers/{id}: role admin, audited.
+			err = contact.Invalid("type", "forget is not posted: erase a customer with DELETE /v1/customers/{id} (role admin)")
+		}
 		if err != nil {
 			return &indexedError{index: i, err: err}
 		}

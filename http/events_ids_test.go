@@ -55,3 +55,18 @@ func TestPostEventsWithoutRedis(t *testing.T) {
 		t.Errorf("%d %s, %d produced; want 202 and the event produced", rec.Code, rec.Body, len(prod.events))
 	}
 }
+
+// TestPostEventsRefusesForget posts an erasure as an event: erasing a
+// customer is DELETE /v1/customers/{id}, role admin, recorded with who
+// asked, so a dialer's key must not do it through POST /v1/events.
+func TestPostEventsRefusesForget(t *testing.T) {
+	t.Parallel()
+	prod := &memProducer{}
+	h := httpapi.New(httpapi.Config{Producer: prod, Timelines: &memTimelines{}, Checker: &memChecker{}, Now: func() time.Time { return now }}).Handler()
+	body := fmt.Sprintf(`[{"id":"f1","type":"opt_out","customer_id":"c1","at":%q},{"id":"f2","type":"forget","customer_id":"c1","at":%q}]`,
+		now.Add(-time.Hour).Format(time.RFC3339), now.Add(-time.Hour).Format(time.RFC3339))
+	rec, e := do(t, h, "POST", "/v1/events", "application/json", body)
+	if rec.Code != 400 || e.Error.Field != "type" || e.Error.Index == nil || *e.Error.Index != 1 || len(prod.events) != 0 {
+		t.Errorf("%d %s, %d produced; want 400 naming type of index 1, none produced", rec.Code, rec.Body, len(prod.events))
+	}
+}
