@@ -62,6 +62,8 @@ type Config struct {
 	// Decisions, if set, reads the audit trail back for
 	// GET /v1/customers/{id}/decisions and the agent page.
 	Decisions DecisionReader
+	// Insights, if set, serves GET /v1/insights and the insights page.
+	Insights InsightReporter
 	// Epoch, if set, serves POST /v1/admin/epoch, by which an operator
 	// acknowledges a store reset.
 	Epoch EpochAdmin
@@ -140,6 +142,8 @@ func New(cfg Config) *Server {
 	e.GET("/v1/customers/:id/decisions", s.decisions, s.authorize(RoleAgent))
 	s.registerLists() // lists.go: list scrubs and suppression lists
 	s.registerPage()  // page.go: the agent's web page
+	// insights.go: GET /v1/insights and the insights page
+	s.registerInsights()
 	return s
 }
 
