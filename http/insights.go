@@ -177,7 +177,7 @@ type seriesRow struct {
 // collisionView is a row of the top collisions: "campaign autumn-upgrade ×
 // team retention: 412 blocked, mostly recent_contact".
 type collisionView struct {
-	Campaign    string // the requesting campaign, or "(no campaign)"
+	Campaign    string // the requesting campaign; empty for checks without one
 	Against     string // "team retention", "campaign winback"
 	AgainstMore string // the evidence's campaign beside its team
 	Blocked     int64
@@ -202,9 +202,6 @@ func newInsightsView(rg insightRange, byReason, byCampaign *insight.Report) insi
 		Checks: byReason.Checks, Blocked: byReason.Blocked, Share: percent(byReason.Blocked, byReason.Checks)}
 	v.Chart = newChart(byReason)
 	for _, p := range byReason.Series {
-		if p.Checks == 0 {
-			continue
-		}
 		row := seriesRow{When: stepLabel(p.At, byReason.Step), Checks: p.Checks, Blocked: p.Blocked}
 		var parts []string
 		for _, code := range codesOf(p.Groups) {
@@ -215,7 +212,7 @@ func newInsightsView(rg insightRange, byReason, byCampaign *insight.Report) insi
 	}
 	for _, g := range byCampaign.Groups {
 		for _, col := range g.Collisions {
-			cv := collisionView{Campaign: orNone(g.Key, "(no campaign)"), Blocked: col.Blocked, Mostly: col.Mostly, MostlyLabel: reasonLabel(col.Mostly)}
+			cv := collisionView{Campaign: g.Key, Blocked: col.Blocked, Mostly: col.Mostly, MostlyLabel: reasonLabel(col.Mostly)}
 			cv.Against = "campaign " + col.AgainstCampaign
 			if col.AgainstTeam != "" {
 				cv.Against = "team " + col.AgainstTeam
@@ -226,7 +223,7 @@ func newInsightsView(rg insightRange, byReason, byCampaign *insight.Report) insi
 			v.Collisions = append(v.Collisions, cv)
 		}
 		if g.Checks > 0 {
-			v.Campaigns = append(v.Campaigns, campaignView{Campaign: orNone(g.Key, "(no campaign)"), Checks: g.Checks, Blocked: g.Blocked,
+			v.Campaigns = append(v.Campaigns, campaignView{Campaign: g.Key, Checks: g.Checks, Blocked: g.Blocked,
 				Share: percent(g.Blocked, g.Checks), Bar: float64(g.Blocked) / float64(g.Checks) * 100})
 		}
 	}
@@ -243,13 +240,6 @@ func percent(n, of int64) string {
 		return "–"
 	}
 	return fmt.Sprintf("%.0f%%", float64(n)/float64(of)*100)
-}
-
-func orNone(v, none string) string {
-	if v == "" {
-		return none
-	}
-	return v
 }
 
 func reasonLabel(code string) string {

@@ -23,8 +23,8 @@ var chartCodes = []string{
 
 // Geometry of the chart, in viewBox units.
 const (
-	chartW, chartH                          = 720.0, 260.0
-	plotLeft, plotRight, plotTop, plotBotom = 44.0, 710.0, 12.0, 228.0
+	chartW, chartH                          = 900.0, 250.0
+	plotLeft, plotRight, plotTop, plotBotom = 52.0, 890.0, 14.0, 218.0
 	maxXLabels                              = 8
 )
 
@@ -106,7 +106,7 @@ func newChart(r *insight.Report) chartView {
 		}
 		c.Bars = append(c.Bars, b)
 		if i%every == 0 {
-			c.Labels = append(c.Labels, tickView{X: x + slot/2, Y: plotBotom + 18, Text: axisLabel(p, r.Step)})
+			c.Labels = append(c.Labels, tickView{X: x + slot/2, Y: plotBotom + 24, Text: axisLabel(p, r.Step)})
 		}
 	}
 	c.Summary = fmt.Sprintf("Blocked checks per %s, by reason: %d of %d checks blocked", r.Step, r.Blocked, r.Checks)

@@ -133,7 +133,7 @@ func TestInsightsPage(t *testing.T) {
 	pageWant(t, body, "Last 7 days", `<dd>5</dd>`, `<dd>4</dd>`, `<dd>80%</dd>`,
 		`<svg class="chart"`, `class="seg seg-recent_contact"`, `Contacted recently <span class="muted">2</span>`,
 		`campaign <strong>autumn-upgrade</strong> × team retention <span class="muted">(campaign winback)</span>`,
-		`<td class="num">2</td>`, `recent_contact <span class="muted">· Contacted recently</span>`,
+		`<td class="num">2</td>`, `recent_contact<span class="mostly-label">Contacted recently</span>`,
 		`<th scope="row">autumn-upgrade</th><td class="num">4</td><td class="num">3</td>`, `<span>75%</span>`,
 		`&lt;script&gt;alert(1)&lt;/script&gt;`)
 	if strings.Contains(body, "<script>alert") || strings.Contains(body, `"><img`) {
