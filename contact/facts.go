@@ -30,6 +30,8 @@ type Lookup struct {
 	// token.
 	Claim    *Claim
 	ClaimTTL time.Duration
+	// FollowUps asks for the customer's follow-ups too.
+	FollowUps bool
 }
 
 // Facts is what a store read for one Lookup. When Err is set, the facts
@@ -40,5 +42,6 @@ type Facts struct {
 	Claim        *Claim // the claim someone else holds on the customer; nil if none
 	Taken        *Claim // the claim the Lookup took, with its token; nil if it took none
 	Suppressions []Suppression
+	FollowUps    []FollowUp // read only when the Lookup asks for them
 	Err          error
 }

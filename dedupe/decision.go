@@ -15,6 +15,7 @@ const (
 	CodeDoNotCall        = "do_not_call"       // a suppression list names the customer; one reason per hit
 	CodeClaimed          = "claimed"           // another agent holds an active claim
 	CodeOpenComplaint    = "open_complaint"    // a complaint is open; a warning for purposes it does not block
+	CodeFollowUpDue      = "followup_due"      // a warning to the owner of an open complaint whose follow-up is due
 	CodeQuietHours       = "quiet_hours"       // it is night for the customer
 	CodeRecentContact    = "recent_contact"    // contacted on the same channel within its cooldown
 	CodeFrequencyCap     = "frequency_cap"     // too many outbound contacts in the rolling window
@@ -146,6 +147,7 @@ type Reason struct {
 	// suppression's expiry, the end of a cooldown, of quiet hours, of the
 	// purchase lookback, or of the cheaper offer's validity.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	DueAt     *time.Time `json:"due_at,omitempty"`   // followup_due: since when the follow-up is due
 	Count     int        `json:"count,omitempty"`    // frequency_cap: contacts in the window
 	Timezone  string     `json:"timezone,omitempty"` // quiet_hours: the customer's time zone
 }
@@ -200,6 +202,9 @@ func Decide(p *Policy, req *Request, f *contact.Facts, now time.Time) Decision {
 	// towards not calling.
 	complaintWarns := !p.complaintBlocks[purpose] && slices.Contains(contact.Purposes, purpose)
 	rs = openComplaints(rs, st, now, complaintWarns)
+	if req.Agent != "" && slices.Contains(contact.FollowUpPurposes, purpose) {
+		rs = followUpDue(rs, p, f.FollowUps, req.Agent, now)
+	}
 	if !exempt.has(exQuietHours) {
 		rs = quietHours(rs, r.quiet[req.Channel], customerZone(req, st), at)
 	}

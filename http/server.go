@@ -62,6 +62,9 @@ type Config struct {
 	// Decisions, if set, reads the audit trail back for
 	// GET /v1/customers/{id}/decisions and the agent page.
 	Decisions DecisionReader
+	// FollowUps, if set, serves GET /v1/followups, the team leads' page
+	// and the follow-up line of the agent page's complaints.
+	FollowUps FollowUpLister
 	// Insights, if set, serves GET /v1/insights and the insights page.
 	Insights InsightReporter
 	// Epoch, if set, serves POST /v1/admin/epoch, by which an operator

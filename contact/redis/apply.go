@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -142,35 +143,47 @@ const (
 // loading, a cluster without a master): nothing is to blame on an event,
 // and the batch is to be applied again. On any failure some events may have
 // been applied; applying them all again is safe.
+//
+// Then the follow-ups of the customers whose open complaints the events may
+// have changed are derived again (followup.go).
 func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, error) {
 	errs := make([]error, 0, len(events))
+	var follow []string
 	for len(events) > 0 {
 		// A forget event erases what came before it, in order.
 		n := 0
 		for n < len(events) && events[n].Type != contact.TypeForget {
 			n++
 		}
-		part, err := s.applyEvents(ctx, events[:n])
+		part, customers, err := s.applyEvents(ctx, events[:n])
 		if err != nil {
 			return nil, err
 		}
 		errs = append(errs, part...)
+		follow = append(follow, customers...)
 		if n < len(events) {
 			if err := s.erase(ctx, events[n].CustomerID, events[n].At); err != nil {
 				return nil, err
 			}
 			errs = append(errs, nil)
+			follow = append(follow, events[n].CustomerID)
 			n++
 		}
 		events = events[n:]
+	}
+	slices.Sort(follow)
+	if err := s.syncFollowUps(ctx, slices.Compact(follow)); err != nil {
+		return nil, err
 	}
 	return errs, nil
 }
 
 // applyEvents applies events, none of them a forget event, in one pipeline.
-func (s *Store) applyEvents(ctx context.Context, events []contact.Event) ([]error, error) {
+// It returns the customers whose follow-ups the events may have changed:
+// those of a complaint, and those with follow-ups of an outbound contact.
+func (s *Store) applyEvents(ctx context.Context, events []contact.Event) ([]error, []string, error) {
 	if len(events) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	now := s.now()
 	limits := s.limits()
@@ -179,6 +192,16 @@ func (s *Store) applyEvents(ctx context.Context, events []contact.Event) ([]erro
 	for i := range events {
 		keys, args := s.applyArgs(&events[i], now.UnixMilli(), limits)
 		cmds[i] = applyScript.EvalSha(ctx, pipe, keys, args...)
+	}
+	var follow []string
+	contacted := map[string]*goredis.IntCmd{} // after the scripts: a pipeline runs in order
+	for i := range events {
+		switch e := &events[i]; {
+		case e.Type == contact.TypeComplaint:
+			follow = append(follow, e.CustomerID)
+		case e.IsOutboundContact() && contacted[e.CustomerID] == nil:
+			contacted[e.CustomerID] = pipe.Exists(ctx, s.followKey(e.CustomerID))
+		}
 	}
 	_, _ = pipe.Exec(ctx) // each command's error is looked at below
 	errs := make([]error, len(events))
@@ -189,11 +212,11 @@ func (s *Store) applyEvents(ctx context.Context, events []contact.Event) ([]erro
 		case isNoScript(err):
 			// Redis lost its scripts (a restart): load them and go again.
 			if err := s.LoadScripts(ctx); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			return s.applyEvents(ctx, events)
 		case err != nil && !refusal(err):
-			return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply %d events: %w", len(events), err))
+			return nil, nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply %d events: %w", len(events), err))
 		case err != nil:
 			errs[i] = &contact.Error{Code: contact.EInternal, Message: "the store refused the event", Err: err}
 			refused++
@@ -205,9 +228,17 @@ func (s *Store) applyEvents(ctx context.Context, events []contact.Event) ([]erro
 	}
 	if refused > 1 && refused == len(events) {
 		// Every event refused alike is the server's fault, not theirs.
-		return nil, contact.Unavailable("redis", fmt.Errorf("store: Redis refused all %d events: %w", len(events), errs[0]))
+		return nil, nil, contact.Unavailable("redis", fmt.Errorf("store: Redis refused all %d events: %w", len(events), errs[0]))
 	}
-	return errs, nil
+	for c, cmd := range contacted {
+		if err := cmd.Err(); err != nil {
+			return nil, nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply %d events: %w", len(events), err))
+		}
+		if cmd.Val() > 0 {
+			follow = append(follow, c)
+		}
+	}
+	return errs, follow, nil
 }
 
 // refusal reports whether err is Redis refusing one event for what it is

@@ -11,6 +11,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/outreach/outreach/contact"
@@ -48,6 +49,9 @@ type Config struct {
 	AuditRequired bool
 	Instance      string   // names this process in audit records
 	Events        Producer // writes forget events; nil: Forget fails
+	// FollowUps reads the index of open complaints to follow up; nil:
+	// FollowUps fails.
+	FollowUps FollowUpIndex
 }
 
 // Service answers checks and scrubs. It is safe for concurrent use.
@@ -169,6 +173,7 @@ func lookup(r *dedupe.Request, p *dedupe.Policy, now time.Time) contact.Lookup {
 	if r.Phone != "" {
 		l.Phones = []string{r.Phone}
 	}
+	l.FollowUps = r.Agent != "" && slices.Contains(contact.FollowUpPurposes, r.Purpose)
 	if r.Claim {
 		l.Claim = &contact.Claim{Agent: r.Agent, Campaign: r.Campaign, ExpiresAt: now.Add(p.ClaimTTL())}
 		l.ClaimTTL = p.ClaimTTL()
