@@ -159,6 +159,13 @@ func TestInsightsPageInBrowser(t *testing.T) {
 		t.Errorf("the chart has %d bars, want one per day of 30", bars)
 	}
 	wantText(t, ctx, "[data-testid=legend]", "Contacted recently", "Already bought", "A better offer stands")
+	// The style sheet is in force: the chart has its size and its colours.
+	if h := eval[float64](t, ctx, `document.querySelector('.chart').getBoundingClientRect().height`); h < 200 || h > 450 {
+		t.Errorf("the chart is %.0fpx high at 1280px, want 200 to 450", h)
+	}
+	if fill := eval[string](t, ctx, `getComputedStyle(document.querySelector('.chart .seg-recent_contact')).fill`); fill != "rgb(29, 91, 191)" {
+		t.Errorf("recent_contact is drawn in %s, want the style sheet's blue", fill)
+	}
 	autumn := want.Groups[0]
 	top := autumn.Collisions[0]
 	if autumn.Key != "autumn-upgrade" || top.AgainstTeam != "retention" || top.Mostly != "recent_contact" {
