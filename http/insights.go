@@ -85,8 +85,8 @@ type insightRange struct {
 
 var insightRanges = []insightRange{{"24h", "Last 24 hours", 0}, {"7d", "Last 7 days", 7}, {"30d", "Last 30 days", 30}, {"90d", "Last 90 days", 90}}
 
-const defaultInsightRange = "7d"
-
+// findInsightRange returns the range named v; an unknown or empty v is the
+// last 7 days, and ok false.
 func findInsightRange(v string) (insightRange, bool) {
 	i := slices.IndexFunc(insightRanges, func(r insightRange) bool { return r.Value == v })
 	if i < 0 {

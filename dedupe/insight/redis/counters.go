@@ -193,8 +193,10 @@ func (c *Counters) Count(ctx context.Context, tallies map[int][]dedupe.Tally) (s
 	if err != nil {
 		return 0, contact.Unavailable("redis", fmt.Errorf("insights: unable to count %d partitions: %w", len(cmds), err))
 	}
-	for partition := range tallies {
-		c.registered.Store(partition, true)
+	for partition, ts := range tallies {
+		if len(ts) > 0 {
+			c.registered.Store(partition, true)
+		}
 	}
 	for _, cmd := range cmds {
 		n, _ := cmd.Int()
