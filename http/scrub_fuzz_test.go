@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	httpapi "github.com/outreach/outreach/http"
 )
@@ -59,6 +60,9 @@ func FuzzScrubCSV(f *testing.F) {
 			rec, err := r.Read()
 			if errors.Is(err, io.EOF) {
 				break
+			}
+			if err == nil && !utf8.ValidString(strings.Join(rec, "")) {
+				err = errors.New("a record is not UTF-8") // refused too, as a file in another encoding
 			}
 			if err != nil {
 				csvErr = err

@@ -165,7 +165,7 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) newAPI(defaults contact.Defaults, consumer *stream.Consumer) *httpapi.Server {
 	cfg := m.Config
 	ccfg := check.Config{
-		Store: m.store, Policy: m.policy.Load, Defaults: defaults, Timeout: cfg.CheckTimeout,
+		Store: m.store, FollowUps: m.store, Policy: m.policy.Load, Defaults: defaults, Timeout: cfg.CheckTimeout,
 		Logger: m.Logger, Metrics: check.NewMetrics(m.reg),
 		AuditRequired: cfg.Audit == "required", Instance: cfg.Instance, Events: m.producer,
 	}
@@ -175,6 +175,7 @@ func (m *Main) newAPI(defaults contact.Defaults, consumer *stream.Consumer) *htt
 		decisions = &stream.AuditReader{Brokers: m.brokers, Topic: cfg.DecisionsTopic}
 	}
 	checks := check.New(ccfg)
+	m.reg.MustRegister(newFollowUpsCollector(checks, m.Logger))
 	return httpapi.New(httpapi.Config{
 		Timelines: m.store,
 		Producer:  m.producer,
@@ -183,6 +184,7 @@ func (m *Main) newAPI(defaults contact.Defaults, consumer *stream.Consumer) *htt
 		Keys:      m.keys,
 		Epoch:     m.store,
 		Decisions: decisions,
+		FollowUps: checks,
 		Insights:  m.insights,
 		Ready: []httpapi.Check{
 			{Name: "redis", Role: httpapi.ReadyAPI, Check: m.store.Ping},
