@@ -19,7 +19,6 @@ import (
 type groupLoop struct {
 	reader    *kafka.Reader
 	brokers   []string
-	topics    []string
 	batchSize int
 	batchWait time.Duration
 	storeStep string // the step that writes to the store: its failure lasts until it succeeds
@@ -37,7 +36,7 @@ type groupLoop struct {
 func newGroupLoop(brokers, topics []string, group string, batchSize int, batchWait, maxWait time.Duration, storeStep string,
 	log *slog.Logger, retries *prometheus.CounterVec) groupLoop {
 	return groupLoop{
-		brokers: brokers, topics: topics, batchSize: batchSize, batchWait: batchWait, storeStep: storeStep, log: log, retries: retries,
+		brokers: brokers, batchSize: batchSize, batchWait: batchWait, storeStep: storeStep, log: log, retries: retries,
 		reader: kafka.NewReader(kafka.ReaderConfig{
 			Brokers:        brokers,
 			GroupID:        group,
@@ -70,8 +69,9 @@ func (l *groupLoop) Healthy(ctx context.Context) error {
 	if failing == nil || step == l.storeStep {
 		return failing
 	}
-	cl := &kafka.Client{Addr: kafka.TCP(l.brokers...), Timeout: 2 * time.Second}
-	if _, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: l.topics}); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if Ping(ctx, l.brokers) != nil {
 		return failing
 	}
 	l.mu.Lock()
