@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,7 +105,8 @@ func TestInsightsEndToEnd(t *testing.T) {
 	})
 	c := testenv.StartDaemon(t, bin, envList(env)...)
 	testenv.Eventually(t, 60*time.Second, "the replay has read the decisions topic again", func() bool {
-		return metric(t, c.URL, `outreach_insights_records_total{result="duplicate"}`) >= 2*perReplica
+		n, err := metric(c.URL, `outreach_insights_records_total{result="duplicate"}`)
+		return err == nil && n >= 2*perReplica
 	})
 	waitInsightChecks(t, c.URL, 2*perReplica)
 }
@@ -117,20 +117,4 @@ func envList(env map[string]string) []string {
 		kvs = append(kvs, k+"="+v)
 	}
 	return kvs
-}
-
-// metric returns the value of a series of base's /metrics, 0 if absent.
-func metric(t *testing.T, base, series string) float64 {
-	t.Helper()
-	resp, body := call(t, "GET", base+"/metrics", "", "")
-	if resp.StatusCode != 200 {
-		t.Fatalf("/metrics: %d", resp.StatusCode)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, _ := strconv.ParseFloat(v, 64)
-			return f
-		}
-	}
-	return 0
 }
