@@ -225,6 +225,7 @@ func TestCrashAndReplay(t *testing.T) {
 		"OUTREACH_MAX_EVENTS=100000",
 		"OUTREACH_BATCH_SIZE=20",
 		"OUTREACH_AUTH=off",
+		"OUTREACH_INSIGHTS=off", // the shared default decisions topic holds every test's records
 	)
 	bin := testenv.Build(t, ".")
 
