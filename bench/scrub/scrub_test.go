@@ -260,7 +260,8 @@ func startDaemon(b *testing.B, r *testenv.Redis) *daemon {
 	}
 	cmd.Env = append(cmd.Env, "OUTREACH_HTTP_ADDR=127.0.0.1:0", "OUTREACH_EMBEDDED_KAFKA_ADDR=127.0.0.1:0",
 		"OUTREACH_LOG_FORMAT=text", "OUTREACH_AUTH=off",
-		"OUTREACH_KAFKA_TOPICS=bench-scrub-"+testenv.Unique(b), "OUTREACH_KAFKA_GROUP=bench-scrub-"+testenv.Unique(b))
+		"OUTREACH_KAFKA_TOPICS=bench-scrub-"+testenv.Unique(b), "OUTREACH_KAFKA_GROUP=bench-scrub-"+testenv.Unique(b),
+		"OUTREACH_INSIGHTS=off") // the shared default decisions topic holds every test's records
 	cmd.Env = append(cmd.Env, r.DaemonEnv()...)
 	if k := os.Getenv(testenv.KafkaEnv); k != "" {
 		cmd.Env = append(cmd.Env, "OUTREACH_KAFKA_BROKERS="+k)
