@@ -174,6 +174,7 @@ func (s *Service) normalize(q Query) (Query, error) {
 	if !q.From.Before(q.To) {
 		return q, contact.Invalid("from", "must be before to (%s); got %s", q.To.Format(time.RFC3339), q.From.Format(time.RFC3339))
 	}
+	span := q.To.Sub(q.From) // as asked, before it is widened to whole hours
 	q.From, q.To = q.From.UTC().Truncate(time.Hour), ceilHour(q.To.UTC())
 	if q.From.Before(oldest) {
 		return q, contact.Invalid("from", "must lie within the last %d days, for which counters are kept; got %s",
@@ -185,7 +186,6 @@ func (s *Service) normalize(q Query) (Query, error) {
 	if !slices.Contains([]string{ByReason, ByCampaign, ByTeam, ByProduct}, q.By) {
 		return q, contact.Invalid("by", "must be reason, campaign, team or product; got %q", contact.Clip(q.By))
 	}
-	span := q.To.Sub(q.From)
 	switch {
 	case q.Step == "" && span <= HourlyUpTo:
 		q.Step = StepHour

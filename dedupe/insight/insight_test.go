@@ -161,6 +161,12 @@ func TestReportByHourAndPartialDays(t *testing.T) {
 		t.Errorf("14:00 today: %+v", p)
 	}
 
+	// The default range, 7 days to now (14:30), widened to whole hours,
+	// may be read by the hour.
+	if r := report(t, s, insight.Query{Step: "hour"}); r.Step != "hour" || len(r.Series) != 7*24+1 {
+		t.Errorf("the last 7 days by the hour: step %s with %d points, want %d hours", r.Step, len(r.Series), 7*24+1)
+	}
+
 	// From noon yesterday to 13:00 today, by the day: the edge days are read
 	// by the hour, and 13:00 is left out.
 	r = report(t, s, insight.Query{From: today.Add(-12 * time.Hour), To: today.Add(13 * time.Hour), Step: "day"})
