@@ -127,6 +127,13 @@ def map_case(context, case):
             q["since"] = rng.choice(["24h", "7d", "90d", "1d12h", "30m"])  # more than 0, at most 90d
         if q.get("customer_id") and q.get("phone"):
             del q["phone"]  # one or the other
+        if path == "/v1/insights":
+            # from and to: within the 90 days kept, from before to; hours
+            # for at most 7 days.
+            if "from" in q:
+                q["from"] = rng.choice(["24h", "3d", "7d"] + ([] if q.get("step") == "hour" else ["30d", "89d"]))
+            if "to" in q:
+                q["to"] = rng.choice(["", "1h", _time(-dt.timedelta(minutes=30))])
     if _positive(case, ParameterLocation.PATH) and isinstance(case.path_parameters, dict):
         entry = case.path_parameters.get("entry")
         # Some phases hand path parameters over encoded already.

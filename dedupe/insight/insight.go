@@ -193,7 +193,7 @@ func (s *Service) normalize(q Query) (Query, error) {
 		q.Step = StepDay
 	case q.Step != StepHour && q.Step != StepDay:
 		return q, contact.Invalid("step", "must be hour or day; got %q", contact.Clip(q.Step))
-	case q.Step == StepHour && span > MaxHourlyRange:
+	case q.Step == StepHour && span > MaxHourlyRange+time.Minute: // "7d" read a moment before now
 		return q, contact.Invalid("step", "hour is for ranges of up to %d days; this one is %d hours: use day", int(MaxHourlyRange.Hours()/24), int(span.Hours()))
 	}
 	return q, nil

@@ -163,6 +163,9 @@ func TestReportByHourAndPartialDays(t *testing.T) {
 
 	// The default range, 7 days to now (14:30), widened to whole hours,
 	// may be read by the hour.
+	if r := report(t, s, insight.Query{From: now.Add(-7*24*time.Hour - 10*time.Millisecond), Step: "hour"}); r.Step != "hour" {
+		t.Errorf("7d read 10ms before now, by the hour: step %s", r.Step)
+	}
 	if r := report(t, s, insight.Query{Step: "hour"}); r.Step != "hour" || len(r.Series) != 7*24+1 {
 		t.Errorf("the last 7 days by the hour: step %s with %d points, want %d hours", r.Step, len(r.Series), 7*24+1)
 	}
