@@ -85,6 +85,20 @@ func TestInsightsAPI(t *testing.T) {
 	}
 }
 
+// Every parameter of the route, given empty, is its default, as the
+// contract says (allowEmptyValue): Schemathesis sends step= and by=.
+func TestInsightsAPIEmptyParametersAreTheDefaults(t *testing.T) {
+	h := insightsServer(t, nil)
+	rec := send(t, h, "GET", "/v1/insights?from=&to=&by=&step=", "", "")
+	var got insight.Report
+	if rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &got) != nil {
+		t.Fatalf("%d %s, want 200", rec.Code, rec.Body)
+	}
+	if got.By != "reason" || got.Step != "day" || got.To.Before(insightsNow) || got.Checks != 5 {
+		t.Errorf("report = by %q step %q to %v checks %d, want the defaults", got.By, got.Step, got.To, got.Checks)
+	}
+}
+
 func TestInsightsAPINamesTheBadParameter(t *testing.T) {
 	h := insightsServer(t, nil)
 	for _, tc := range []struct{ query, field string }{
