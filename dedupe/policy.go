@@ -2,6 +2,8 @@ package dedupe
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -28,6 +30,7 @@ type Policy struct {
 	offerValidity    time.Duration
 	claimTTL         time.Duration
 	failOpen         bool
+	version          string // a hash of the file, or "default"
 }
 
 // rules are the settings that channels and campaigns can override, resolved
@@ -99,6 +102,7 @@ const exemptableList = "recent_contact, frequency_cap, already_purchased, better
 func DefaultPolicy() *Policy {
 	quiet := window{start: 21 * 60, end: 8 * 60}
 	p := &Policy{
+		version: "default",
 		base: rules{
 			cooldown: map[contact.Channel]time.Duration{
 				contact.Call:  72 * time.Hour,
@@ -185,6 +189,11 @@ func (p *Policy) OfferWindow() time.Duration { return p.offerValidity }
 // ClaimTTL is how long a claim made with Request.Claim lasts.
 func (p *Policy) ClaimTTL() time.Duration { return p.claimTTL }
 
+// Version identifies the policy: a hash of the file it was read from, or
+// "default" for the built-in policy. Replicas that disagree on it decide
+// differently.
+func (p *Policy) Version() string { return p.version }
+
 // FailOpen reports whether a contact is allowed when the store cannot be
 // read (on_unavailable: open).
 func (p *Policy) FailOpen() bool { return p.failOpen }
@@ -266,6 +275,8 @@ func ParsePolicy(data []byte) (*Policy, error) {
 		return nil, errors.New("policy: the file holds more than one YAML document")
 	}
 	p := DefaultPolicy()
+	sum := sha256.Sum256(data)
+	p.version = hex.EncodeToString(sum[:6])
 	if doc.Kind == 0 || len(doc.Content) == 0 {
 		return p, nil // empty, or only comments
 	}

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
 
@@ -31,9 +32,15 @@ const (
 var roles = []Role{RoleDialer, RoleMarketing, RoleAgent, RoleAdmin}
 
 // Keys holds the SHA-256 hashes of the API keys and their roles. The keys
-// themselves are never stored. A Keys is safe for concurrent use.
+// themselves are never stored. A Keys is safe for concurrent use, and its
+// keys can be replaced while it is used (Replace).
 type Keys struct {
+	set atomic.Pointer[keySet]
+}
+
+type keySet struct {
 	entries []keyEntry
+	version string // a hash of the keys file
 }
 
 type keyEntry struct {
@@ -45,7 +52,7 @@ type keyEntry struct {
 // the hex is the SHA-256 of the key. Blank lines and lines starting with #
 // are ignored. Errors name the line.
 func ParseKeys(data []byte) (*Keys, error) {
-	k := &Keys{}
+	k := &keySet{}
 	var errs []error
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {
@@ -81,8 +88,19 @@ func ParseKeys(data []byte) (*Keys, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("keys file: %w", err)
 	}
-	return k, nil
+	sum := sha256.Sum256(data)
+	k.version = hex.EncodeToString(sum[:6])
+	keys := &Keys{}
+	keys.set.Store(k)
+	return keys, nil
 }
+
+// Replace makes k hold the keys of other, at once for every request.
+func (k *Keys) Replace(other *Keys) { k.set.Store(other.set.Load()) }
+
+// Version identifies the keys in force: a hash of the keys file, so that
+// replicas with different keys can be told apart.
+func (k *Keys) Version() string { return k.set.Load().version }
 
 // Role returns the role of key. It compares against every entry in constant
 // time, so that timing tells nothing about which hash came close.
@@ -97,7 +115,7 @@ func (k *Keys) lookup(key string) (Role, int) {
 	sum := sha256.Sum256([]byte(key))
 	var found Role
 	index := -1
-	for i, e := range k.entries {
+	for i, e := range k.set.Load().entries {
 		if subtle.ConstantTimeCompare(sum[:], e.hash[:]) == 1 {
 			found, index = e.role, i
 		}

@@ -90,7 +90,7 @@ func (s *Server) scrub(c echo.Context) error {
 	start := time.Now()
 	err = s.cfg.Checker.Scrub(c.Request().Context(), check.ScrubOptions{
 		Defaults: req.defaults, Currency: req.currency, Policy: req.policy, Batch: s.cfg.Lists.ScrubBatch, InFlight: s.cfg.Lists.ScrubInFlight,
-	}, w.reader(cols, s.cfg.Lists.ScrubBatch), w.emit)
+	}, w.reader(cols), w.emit)
 	err = w.finish(err)
 	if err != nil && c.Request().Context().Err() != nil {
 		err = c.Request().Context().Err() // the client went away: no one reads an answer
@@ -161,7 +161,7 @@ func (s *Server) scrubRequest(c echo.Context) (*scrubRequest, error) {
 	}
 
 	var inline []byte
-	var body io.Reader = c.Request().Body
+	var body io.Reader = &progressReader{r: c.Request().Body, rc: http.NewResponseController(c.Response()), idle: s.cfg.Lists.UploadIdle}
 	if mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); mt == "multipart/form-data" {
 		var err error
 		if body, inline, err = multipartList(c); err != nil {

@@ -31,7 +31,6 @@ type scrubWriter struct {
 	out     *csv.Writer
 	keep    []int // the input columns written out
 	row     []string
-	read    int  // rows read
 	started bool // the response has begun
 	stopped bool // the scrub ended early, after the response had begun
 }
@@ -39,13 +38,9 @@ type scrubWriter struct {
 // errStopped ends a scrub whose answer has already said why it stopped.
 var errStopped = errors.New("http: scrub stopped")
 
-// reader returns the function the check service reads rows with. It moves
-// the read deadline once per batch, so that a client that sends nothing for
-// idle is cut off.
-func (w *scrubWriter) reader(cols map[string]int, batch int) func() (check.Row, error) {
-	if batch <= 0 {
-		batch = check.DefaultScrubBatch
-	}
+// reader returns the function the check service reads rows with. The
+// body's progressReader cuts a client that sends nothing for the idle time.
+func (w *scrubWriter) reader(cols map[string]int) func() (check.Row, error) {
 	get := func(rec []string, col string) string {
 		if i, ok := cols[col]; ok {
 			return rec[i]
@@ -53,19 +48,10 @@ func (w *scrubWriter) reader(cols map[string]int, batch int) func() (check.Row, 
 		return ""
 	}
 	return func() (check.Row, error) {
-		if w.read%batch == 0 {
-			_ = w.rc.SetReadDeadline(time.Now().Add(w.idle))
-		}
 		rec, err := w.cr.Read()
 		if err != nil {
-			// Once the body is read, the server reads the connection in
-			// the background to notice a client that goes away; a
-			// deadline left in place would end that read, and the
-			// request with it.
-			_ = w.rc.SetReadDeadline(time.Time{})
 			return check.Row{}, err
 		}
-		w.read++
 		size := 0
 		for _, f := range rec {
 			size += len(f)

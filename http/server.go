@@ -34,8 +34,17 @@ type EventProducer interface {
 // usable.
 type Check struct {
 	Name  string
+	Role  string // ReadyAPI or ReadyIngest: what the dependency serves
 	Check func(ctx context.Context) error
 }
+
+// Readiness roles: /readyz?role=api is ready when checks can be answered,
+// /readyz?role=ingest when events are being consumed; /readyz alone when
+// both are.
+const (
+	ReadyAPI    = "api"
+	ReadyIngest = "ingest"
+)
 
 // Config holds the server's dependencies and settings.
 type Config struct {
@@ -47,9 +56,15 @@ type Config struct {
 	// Checker.
 	Defaults contact.Defaults
 	// Keys authenticates requests; nil serves every request as an admin's.
-	Keys     *Keys
-	Now      func() time.Time // default time.Now
-	Ready    []Check
+	Keys  *Keys
+	Now   func() time.Time // default time.Now
+	Ready []Check
+	// Epoch, if set, serves POST /v1/admin/epoch, by which an operator
+	// acknowledges a store reset.
+	Epoch EpochAdmin
+	// Versions names the versions (hashes) of the configuration in force,
+	// shown by /readyz so that replicas that drifted apart can be found.
+	Versions func() map[string]string
 	Gatherer prometheus.Gatherer // serves /metrics; nil means no metrics
 	Registry prometheus.Registerer
 	MaxBody  int64 // request body limit in bytes; default 4 MiB; list uploads are exempt
@@ -117,9 +132,30 @@ func New(cfg Config) *Server {
 	e.POST("/v1/check", s.check, s.authorize(RoleDialer, RoleAgent))
 	e.POST("/v1/check/batch", s.checkBatch, s.authorize(RoleDialer, RoleAgent))
 	e.DELETE("/v1/claims/:token", s.releaseClaim, s.authorize(RoleDialer))
+	e.POST("/v1/admin/epoch", s.newEpoch, s.authorize(RoleAdmin))
 	s.registerLists() // lists.go: list scrubs and suppression lists
 	s.registerPage()  // page.go: the agent's web page
 	return s
+}
+
+// EpochAdmin declares a store whole again after a reset.
+type EpochAdmin interface {
+	// NewEpoch writes a new store epoch and returns it.
+	NewEpoch(ctx context.Context) (string, error)
+}
+
+// newEpoch acknowledges a store reset: the operator accepts that what Redis
+// lost is lost (or has restored it otherwise), and checks answer again.
+func (s *Server) newEpoch(c echo.Context) error {
+	if s.cfg.Epoch == nil {
+		return contact.Errorf(contact.ENotFound, "this server keeps no store epoch")
+	}
+	epoch, err := s.cfg.Epoch.NewEpoch(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	s.log.Warn("store reset acknowledged by an operator; checks answer again", "epoch", epoch)
+	return c.JSON(http.StatusOK, map[string]string{"epoch": epoch})
 }
 
 // Handler returns the server's http.Handler.
@@ -146,11 +182,18 @@ func (s *Server) healthz(c echo.Context) error {
 }
 
 func (s *Server) readyz(c echo.Context) error {
+	role := c.QueryParam("role")
+	if role != "" && role != ReadyAPI && role != ReadyIngest {
+		return contact.Invalid("role", "must be api or ingest; got %q", contact.Clip(role))
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
 	defer cancel()
 	checks := map[string]string{}
 	var failed []string
 	for _, ch := range s.cfg.Ready {
+		if role != "" && ch.Role != role {
+			continue
+		}
 		if err := ch.Check(ctx); err != nil {
 			checks[ch.Name] = err.Error()
 			failed = append(failed, ch.Name)
@@ -158,11 +201,16 @@ func (s *Server) readyz(c echo.Context) error {
 		}
 		checks[ch.Name] = "ok"
 	}
-	if len(failed) > 0 {
-		return c.JSON(http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks,
-			"error": apiError{Code: contact.EUnavailable, Message: "not ready: " + strings.Join(failed, ", ")}})
+	body := map[string]any{"status": "ok", "checks": checks}
+	if s.cfg.Versions != nil {
+		body["versions"] = s.cfg.Versions()
 	}
-	return c.JSON(http.StatusOK, map[string]any{"status": "ok", "checks": checks})
+	if len(failed) > 0 {
+		body["status"] = "unavailable"
+		body["error"] = apiError{Code: contact.EUnavailable, Message: "not ready: " + strings.Join(failed, ", ")}
+		return c.JSON(http.StatusServiceUnavailable, body)
+	}
+	return c.JSON(http.StatusOK, body)
 }
 
 // instrument counts requests and their latency by route and status.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -32,9 +33,12 @@ const (
 	HeaderOffset    = "x-outreach-offset"    //
 )
 
-// ReasonIDConflict starts the dead-letter reason of an event whose id is
-// stored with other content.
-const ReasonIDConflict = "id_conflict"
+// Dead-letter reasons that are not validation errors: an event whose id is
+// stored with other content, and one the store refused MaxAttempts times.
+const (
+	ReasonIDConflict  = "id_conflict"
+	ReasonApplyFailed = "apply_failed"
+)
 
 // ConsumerConfig configures a Consumer. Zero values take the defaults.
 type ConsumerConfig struct {
@@ -50,6 +54,15 @@ type ConsumerConfig struct {
 	StopTimeout time.Duration
 	// Defaults are the currency and phone region events are read with.
 	Defaults contact.Defaults
+	// Until, if set, are the offsets to read up to (exclusive), per
+	// partition: CaughtUp is closed once every one is committed. A replay
+	// uses it to know when it has read the topics whole.
+	Until map[Position]int64
+	// MaxAttempts is how many times a batch is applied when the store
+	// refuses some of its events (not an outage): after that, those
+	// events go to the dead-letter topic, so that one poison event cannot
+	// block its partition. An outage is retried without limit. Default 5.
+	MaxAttempts int
 	// MaxFuture is how far an event's at may lie after the time of its
 	// message; one further ahead is dead-lettered, so that a wrong clock
 	// cannot block a customer for weeks. Default 5m.
@@ -72,9 +85,13 @@ type Consumer struct {
 	log     *slog.Logger
 	metrics *Metrics
 
-	running atomic.Bool
-	mu      sync.Mutex
-	failing error // the last failure of the store or Kafka, nil after a success
+	caughtUp    chan struct{}     // closed when Until is reached; nil without Until
+	reached     map[Position]bool // the positions of Until committed so far
+	applied     atomic.Int64      // events applied since the start
+	running     atomic.Bool
+	mu          sync.Mutex
+	failing     error  // the last failure of the store or Kafka, nil after a success
+	failingStep string // where it failed: fetch, apply, dead_letter, commit
 }
 
 // NewConsumer returns a consumer that applies to store. Call Run to start it.
@@ -110,6 +127,9 @@ func NewConsumer(cfg ConsumerConfig, store Applier) (*Consumer, error) {
 	if cfg.MaxFuture <= 0 {
 		cfg.MaxFuture = DefaultMaxFuture
 	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 5
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -117,9 +137,11 @@ func NewConsumer(cfg ConsumerConfig, store Applier) (*Consumer, error) {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	c := &Consumer{
-		cfg:   cfg,
-		store: store,
-		log:   cfg.Logger,
+		caughtUp: make(chan struct{}),
+		reached:  map[Position]bool{},
+		cfg:      cfg,
+		store:    store,
+		log:      cfg.Logger,
 		reader: kafka.NewReader(kafka.ReaderConfig{
 			Brokers:        cfg.Brokers,
 			GroupID:        cfg.Group,
@@ -145,18 +167,68 @@ func NewConsumer(cfg ConsumerConfig, store Applier) (*Consumer, error) {
 		},
 		metrics: cfg.Metrics,
 	}
+	c.track(nil)
 	return c, nil
 }
 
+// Applied returns how many events the consumer has applied since it
+// started.
+func (c *Consumer) Applied() int64 { return c.applied.Load() }
+
+// CaughtUp is closed once every offset of ConsumerConfig.Until is committed;
+// without Until it never is.
+func (c *Consumer) CaughtUp() <-chan struct{} { return c.caughtUp }
+
+// track records the batch committed, and closes caughtUp once every
+// position of Until is reached.
+func (c *Consumer) track(batch []kafka.Message) {
+	if c.cfg.Until == nil {
+		return
+	}
+	for pos, end := range c.cfg.Until {
+		if end <= 0 {
+			c.reached[pos] = true
+		}
+	}
+	for _, m := range batch {
+		pos := Position{m.Topic, m.Partition}
+		if end, ok := c.cfg.Until[pos]; ok && m.Offset+1 >= end {
+			c.reached[pos] = true
+		}
+	}
+	if len(c.reached) == len(c.cfg.Until) {
+		select {
+		case <-c.caughtUp:
+		default:
+			close(c.caughtUp)
+		}
+	}
+}
+
 // Healthy returns nil while the consumer runs and its last store and Kafka
-// operations succeeded, else an error saying why not.
-func (c *Consumer) Healthy() error {
+// operations succeeded, else an error saying why not. A Kafka failure (a
+// fetch, a commit) is forgotten as soon as the brokers answer again, so that
+// a quiet topic does not keep the consumer unready after an outage.
+func (c *Consumer) Healthy(ctx context.Context) error {
 	if !c.running.Load() {
 		return errors.New("consumer is not running")
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.failing
+	failing, step := c.failing, c.failingStep
+	c.mu.Unlock()
+	if failing == nil || step == "apply" {
+		return failing
+	}
+	cl := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 2 * time.Second}
+	if _, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: c.cfg.Topics}); err != nil {
+		return failing
+	}
+	c.mu.Lock()
+	if c.failing == failing {
+		c.failing, c.failingStep = nil, ""
+	}
+	c.mu.Unlock()
+	return nil
 }
 
 // Run consumes until ctx is done, then finishes the batch in flight (within
@@ -180,7 +252,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			// kafka-go retries broker failures itself; an error here is
 			// from the reader, such as a closed group. Back off and go on.
 			c.fail("fetch", err)
-			if !sleep(ctx, time.Second) {
+			if !sleep(ctx, jitter(time.Second)) {
 				return nil
 			}
 		}
@@ -228,11 +300,8 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) {
 	// Finish the batch even if ctx ends now, but not forever.
 	finish, cancel := stopAfter(ctx, c.cfg.StopTimeout)
 	defer cancel()
-	var refused []error
-	if !c.retry(finish, "apply", func(ctx context.Context) (err error) {
-		refused, err = c.store.Apply(ctx, events)
-		return err
-	}) {
+	refused, ok := c.apply(finish, events)
+	if !ok {
 		return
 	}
 	applied := len(events)
@@ -258,11 +327,43 @@ func (c *Consumer) process(ctx context.Context, batch []kafka.Message) {
 		return
 	}
 	c.setFailing(nil)
+	c.track(batch)
+	c.applied.Add(int64(applied))
 	c.metrics.Applied.Add(float64(applied))
 	c.metrics.DeadLettered.Add(float64(len(dead)))
 	c.metrics.BatchSeconds.Observe(time.Since(start).Seconds())
 	for _, m := range lastPerPartition(batch) {
 		c.metrics.Lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition)).Set(float64(max(0, m.HighWaterMark-m.Offset-1)))
+	}
+}
+
+// apply applies events until the store takes them, retrying an outage
+// without limit (until ctx ends) and a refusal of some events MaxAttempts
+// times. It returns one error per event: those still refused, with the
+// conflicts, go to the dead-letter topic.
+func (c *Consumer) apply(ctx context.Context, events []contact.Event) ([]error, bool) {
+	var refused []error
+	for attempt := 1; ; attempt++ {
+		ok := c.retry(ctx, "apply", func(ctx context.Context) (err error) {
+			refused, err = c.store.Apply(ctx, events)
+			return err
+		})
+		if !ok {
+			return nil, false
+		}
+		var failed error
+		for _, err := range refused {
+			if err != nil && contact.ErrorCode(err) != contact.EConflict {
+				failed = err
+			}
+		}
+		if failed == nil || attempt >= c.cfg.MaxAttempts {
+			return refused, true
+		}
+		c.fail("apply", failed)
+		if !sleep(ctx, jitter(time.Duration(attempt)*100*time.Millisecond)) {
+			return nil, false
+		}
 	}
 }
 
@@ -290,7 +391,7 @@ func (c *Consumer) retry(ctx context.Context, step string, op func(context.Conte
 			return true
 		}
 		c.fail(step, err)
-		if !sleep(ctx, backoff) {
+		if !sleep(ctx, jitter(backoff)) {
 			c.log.Warn("consumer gave up a batch without committing it", "step", step)
 			return false
 		}
@@ -299,15 +400,26 @@ func (c *Consumer) retry(ctx context.Context, step string, op func(context.Conte
 }
 
 func (c *Consumer) fail(step string, err error) {
-	c.setFailing(fmt.Errorf("%s: %w", step, err))
+	c.mu.Lock()
+	c.failing, c.failingStep = fmt.Errorf("%s: %w", step, err), step
+	c.mu.Unlock()
 	c.metrics.Retries.WithLabelValues(step).Inc()
 	c.log.Warn("consumer step failed; retrying", "step", step, "error", err)
 }
 
 func (c *Consumer) setFailing(err error) {
 	c.mu.Lock()
-	c.failing = err
+	c.failing, c.failingStep = err, ""
 	c.mu.Unlock()
+}
+
+// jitter returns a duration between d/2 and d, so that replicas that failed
+// together do not retry in step.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
 }
 
 func (c *Consumer) close() {
@@ -327,8 +439,11 @@ func deadLetter(m kafka.Message, err error) kafka.Message {
 	var ce *contact.Error
 	if errors.As(err, &ce) {
 		field = ce.Field
-		if ce.Code == contact.EConflict {
+		switch ce.Code {
+		case contact.EConflict:
 			reason = ReasonIDConflict + ": " + ce.Message
+		case contact.EInternal:
+			reason = ReasonApplyFailed + ": " + err.Error()
 		}
 	}
 	headers := append([]kafka.Header{}, m.Headers...)

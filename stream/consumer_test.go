@@ -2,8 +2,11 @@ package stream_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +32,12 @@ type fixture struct {
 // where the store connects instead of the test Redis (a proxy to it).
 func start(t *testing.T, redisAddr string) *fixture {
 	t.Helper()
+	return startWith(t, redisAddr, nil)
+}
+
+// startWith is start with the store wrapped by wrap, if not nil.
+func startWith(t *testing.T, redisAddr string, wrap func(stream.Applier) stream.Applier) *fixture {
+	t.Helper()
 	f := &fixture{kafka: testenv.NewKafka(t), redis: testenv.NewRedis(t)}
 	f.topic = f.kafka.Topic(t, "events", 3)
 	f.dlq = f.kafka.Topic(t, "dlq", 1)
@@ -38,9 +47,14 @@ func start(t *testing.T, redisAddr string) *fixture {
 		t.Cleanup(func() { client.Close() })
 	}
 	f.store = redis.New(client, redis.Options{Prefix: f.redis.Prefix})
+	var applier stream.Applier = f.store
+	if wrap != nil {
+		applier = wrap(f.store)
+	}
 	c, err := stream.NewConsumer(stream.ConsumerConfig{
 		Brokers: f.kafka.Brokers, Topics: []string{f.topic}, Group: "g-" + testenv.Unique(t), DLQTopic: f.dlq,
-	}, f.store)
+		MaxAttempts: 3,
+	}, applier)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +201,7 @@ func headers(m kafka.Message) map[string]string {
 
 func TestRedisDownMidStreamLosesNothing(t *testing.T) {
 	t.Parallel()
-	r := testenv.NewRedis(t)
+	r := testenv.NewSingleRedis(t) // the proxy fronts one server
 	proxy := testenv.NewProxy(t, r.Addr)
 	f := start(t, proxy.Addr)
 	base := time.Now().Add(-time.Hour)
@@ -202,7 +216,7 @@ func TestRedisDownMidStreamLosesNothing(t *testing.T) {
 		f.kafka.Produce(t, f.topic, "c1", event(fmt.Sprint("e", i), "c1", base.Add(time.Duration(i)*time.Second)))
 	}
 	testenv.Eventually(t, 30*time.Second, "the consumer reports the outage", func() bool {
-		return f.consumer.Healthy() != nil
+		return f.consumer.Healthy(context.Background()) != nil
 	})
 	if _, _, err := f.store.Timeline(context.Background(), "c1", contact.Page{Limit: 1}); contact.ErrorCode(err) != contact.EUnavailable {
 		t.Errorf("Timeline with Redis down: %v, want unavailable", err)
@@ -214,7 +228,7 @@ func TestRedisDownMidStreamLosesNothing(t *testing.T) {
 		t.Errorf("timeline has %d events after the outage, want %d", len(events), n)
 	}
 	testenv.Eventually(t, 10*time.Second, "the consumer is healthy again", func() bool {
-		return f.consumer.Healthy() == nil
+		return f.consumer.Healthy(context.Background()) == nil
 	})
 }
 
@@ -227,5 +241,63 @@ func TestNewConsumerNamesMissingSettings(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
+	}
+}
+
+// refusing is a store that refuses the event with a given id, every time,
+// as Redis refuses a command on a key of the wrong type, and counts the
+// attempts.
+type refusing struct {
+	stream.Applier
+	id       string
+	attempts atomic.Int64
+}
+
+func (r *refusing) Apply(ctx context.Context, events []contact.Event) ([]error, error) {
+	var keep []contact.Event
+	idx := -1
+	for i, e := range events {
+		if e.ID == r.id {
+			idx = i
+			r.attempts.Add(1)
+			continue
+		}
+		keep = append(keep, e)
+	}
+	errs, err := r.Applier.Apply(ctx, keep)
+	if err != nil || idx < 0 {
+		return errs, err
+	}
+	errs = slices.Insert(errs, idx, error(&contact.Error{Code: contact.EInternal, Message: "the store refused the event",
+		Err: errors.New("WRONGTYPE Operation against a key holding the wrong kind of value")}))
+	return errs, nil
+}
+
+// TestPoisonEventDoesNotBlockItsPartition: an event the store refuses every
+// time goes to the dead-letter topic after MaxAttempts, and the events
+// behind it are applied.
+func TestPoisonEventDoesNotBlockItsPartition(t *testing.T) {
+	t.Parallel()
+	poison := &refusing{id: "poison"}
+	f := startWith(t, "", func(a stream.Applier) stream.Applier { poison.Applier = a; return poison })
+	at := time.Now().Add(-time.Hour)
+	f.kafka.Produce(t, f.topic, "c1", event("poison", "c1", at), event("after", "c1", at.Add(time.Minute)))
+	r := kafka.NewReader(kafka.ReaderConfig{Brokers: f.kafka.Brokers, Topic: f.dlq, Partition: 0, MaxWait: 100 * time.Millisecond})
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := r.ReadMessage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := poison.attempts.Load(); n != 3 {
+		t.Errorf("the poison event was tried %d times, want MaxAttempts (3)", n)
+	}
+	events := f.waitFor(t, "c1", 1)
+	if len(events) != 1 || events[0].ID != "after" {
+		t.Fatalf("timeline = %v, want the event after the poison", events)
+	}
+	if h := headers(m); !strings.HasPrefix(h[stream.HeaderError], stream.ReasonApplyFailed+": ") || !strings.Contains(string(m.Value), `"poison"`) {
+		t.Errorf("dead letter %s with headers %v", m.Value, h)
 	}
 }

@@ -33,3 +33,78 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int, topics 
 	}
 	return errors.Join(errs...)
 }
+
+// Position is a partition of a topic.
+type Position struct {
+	Topic     string
+	Partition int
+}
+
+// EndOffsets returns the offset after the last message of every partition of
+// topics: what a consumer must reach to have read all they hold now.
+func EndOffsets(ctx context.Context, brokers []string, topics ...string) (map[Position]int64, error) {
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	parts, err := partitions(ctx, cl, topics)
+	if err != nil {
+		return nil, err
+	}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for t, ps := range parts {
+		for _, p := range ps {
+			req.Topics[t] = append(req.Topics[t], kafka.LastOffsetOf(p))
+		}
+	}
+	resp, err := cl.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("stream: unable to list offsets: %w", err)
+	}
+	ends := map[Position]int64{}
+	for t, offs := range resp.Topics {
+		for _, o := range offs {
+			if o.Error != nil {
+				return nil, fmt.Errorf("stream: unable to list the offsets of %s/%d: %w", t, o.Partition, o.Error)
+			}
+			ends[Position{t, o.Partition}] = o.LastOffset
+		}
+	}
+	return ends, nil
+}
+
+// GroupHasCommitted reports whether the consumer group has committed an
+// offset on any partition of topics: whether it has consumed before.
+func GroupHasCommitted(ctx context.Context, brokers []string, group string, topics ...string) (bool, error) {
+	cl := &kafka.Client{Addr: kafka.TCP(brokers...)}
+	parts, err := partitions(ctx, cl, topics)
+	if err != nil {
+		return false, err
+	}
+	resp, err := cl.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: parts})
+	if err != nil {
+		return false, fmt.Errorf("stream: unable to fetch the offsets of group %s: %w", group, err)
+	}
+	for _, ps := range resp.Topics {
+		for _, p := range ps {
+			if p.CommittedOffset >= 0 {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+func partitions(ctx context.Context, cl *kafka.Client, topics []string) (map[string][]int, error) {
+	meta, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return nil, fmt.Errorf("stream: unable to read metadata: %w", err)
+	}
+	parts := map[string][]int{}
+	for _, t := range meta.Topics {
+		if t.Error != nil {
+			return nil, fmt.Errorf("stream: topic %s: %w", t.Name, t.Error)
+		}
+		for _, p := range t.Partitions {
+			parts[t.Name] = append(parts[t.Name], p.ID)
+		}
+	}
+	return parts, nil
+}

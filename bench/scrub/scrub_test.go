@@ -82,8 +82,8 @@ func listRow(rng *rand.Rand) row {
 }
 
 func BenchmarkScrub(b *testing.B) {
-	if os.Getenv(testenv.RedisEnv) == "" {
-		b.Skip("needs a real Redis: set " + testenv.RedisEnv)
+	if os.Getenv(testenv.RedisEnv) == "" && os.Getenv(testenv.RedisClusterEnv) == "" {
+		b.Skip("needs a real Redis: set " + testenv.RedisEnv + " or " + testenv.RedisClusterEnv)
 	}
 	rows := defaultRows
 	if v := os.Getenv("OUTREACH_BENCH_SCRUB_ROWS"); v != "" {
@@ -260,8 +260,8 @@ func startDaemon(b *testing.B, r *testenv.Redis) *daemon {
 	}
 	cmd.Env = append(cmd.Env, "OUTREACH_HTTP_ADDR=127.0.0.1:0", "OUTREACH_EMBEDDED_KAFKA_ADDR=127.0.0.1:0",
 		"OUTREACH_LOG_FORMAT=text", "OUTREACH_AUTH=off",
-		"OUTREACH_REDIS_ADDR="+r.Addr, "OUTREACH_REDIS_PREFIX="+r.Prefix,
 		"OUTREACH_KAFKA_TOPICS=bench-scrub-"+testenv.Unique(b), "OUTREACH_KAFKA_GROUP=bench-scrub-"+testenv.Unique(b))
+	cmd.Env = append(cmd.Env, r.DaemonEnv()...)
 	if k := os.Getenv(testenv.KafkaEnv); k != "" {
 		cmd.Env = append(cmd.Env, "OUTREACH_KAFKA_BROKERS="+k)
 	}

@@ -34,8 +34,9 @@ func environ(extra ...string) []string {
 	return append(env, extra...)
 }
 
-// startOutreachd runs the real outreachd on its embedded Redis and Kafka,
-// with e2eKeys, and returns its HTTP address.
+// startOutreachd runs the real outreachd on the test's Redis (a real server
+// or cluster when the variables name one) and its embedded Kafka, with
+// e2eKeys, and returns its HTTP address.
 func startOutreachd(t *testing.T) string {
 	t.Helper()
 	var keys strings.Builder
@@ -43,7 +44,8 @@ func startOutreachd(t *testing.T) string {
 		fmt.Fprintf(&keys, "%s %x\n", role, sha256.Sum256([]byte(key)))
 	}
 	keysFile := writeFile(t, "keys", keys.String())
-	return testenv.StartDaemon(t, testenv.Build(t, "../outreachd"), "OUTREACH_API_KEYS_FILE="+keysFile).Addr
+	env := append(testenv.NewRedis(t).DaemonEnv(), "OUTREACH_API_KEYS_FILE="+keysFile)
+	return testenv.StartDaemon(t, testenv.Build(t, "../outreachd"), env...).Addr
 }
 
 // TestEndToEnd drives the real outreachctl binary against the real

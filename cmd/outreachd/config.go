@@ -52,6 +52,7 @@ type Config struct {
 	DefaultRegion     string // region of phone numbers written without a country code
 	DefaultCurrency   string // currency of prices written without one
 	MaxFuture         time.Duration
+	CheckTimeout      time.Duration
 	KeysFile          string // empty: no API keys
 	Auth              bool   // false only when OUTREACH_AUTH=off
 }
@@ -192,6 +193,10 @@ func settings() []setting {
 		{"OUTREACH_DEFAULT_CURRENCY", "default-currency", contact.DefaultCurrency, "ISO 4217 currency of prices written without one, in events, checks and scrubs", func(c *Config, v string) error {
 			c.DefaultCurrency = v
 			return contact.ValidCurrency("", v)
+		}},
+		{"OUTREACH_CHECK_TIMEOUT", "check-timeout", "300ms", "how long a check (or a batch of checks) may read the store; after it the check answers unavailable", func(c *Config, v string) (err error) {
+			c.CheckTimeout, err = positiveDuration(v)
+			return err
 		}},
 		{"OUTREACH_MAX_FUTURE", "max-future", "5m", "how far an event's at may lie after the time its Kafka message was written; one further ahead is dead-lettered", func(c *Config, v string) (err error) {
 			c.MaxFuture, err = positiveDuration(v)

@@ -51,7 +51,7 @@ func TestReloadPresets(t *testing.T) {
 	if err := m.ReloadPresets(); err != nil {
 		t.Fatal(err)
 	}
-	if got := *m.presets.Load(); len(got) != 2 || got["lenient"] == nil || got["strict"] == nil {
+	if got := m.presetPolicies(); len(got) != 2 || got["lenient"] == nil || got["strict"] == nil {
 		t.Fatalf("presets = %v", got)
 	}
 
@@ -61,7 +61,7 @@ func TestReloadPresets(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "broken.yaml") || !strings.Contains(err.Error(), "line 2") {
 		t.Errorf("ReloadPresets with a broken file: %v", err)
 	}
-	if got := *m.presets.Load(); len(got) != 2 {
+	if got := m.presetPolicies(); len(got) != 2 {
 		t.Errorf("presets after a failed reload = %v", got)
 	}
 	os.Remove(filepath.Join(dir, "broken.yaml"))
@@ -72,7 +72,7 @@ func TestReloadPresets(t *testing.T) {
 
 	// The sample in deployments loads.
 	m = NewMain(Config{PolicyPresets: "../../deployments/presets"}, slog.New(slog.DiscardHandler))
-	if err := m.ReloadPresets(); err != nil || (*m.presets.Load())["winter-campaign"] == nil {
+	if err := m.ReloadPresets(); err != nil || m.presetPolicies()["winter-campaign"] == nil {
 		t.Errorf("the sample presets: %v", err)
 	}
 
@@ -80,7 +80,7 @@ func TestReloadPresets(t *testing.T) {
 	if err := m.ReloadPresets(); err == nil || !strings.Contains(err.Error(), "OUTREACH_POLICY_PRESETS") {
 		t.Errorf("ReloadPresets of a missing directory: %v", err)
 	}
-	if got := m.presets.Load(); got == nil || len(*got) != 0 {
+	if got := m.presets.Load(); got == nil || len(got.policies) != 0 {
 		t.Errorf("presets after a failed first load = %v, want none", got)
 	}
 }

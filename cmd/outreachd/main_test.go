@@ -45,14 +45,16 @@ func testEnv(t *testing.T) (map[string]string, *testenv.Redis, *testenv.Kafka) {
 	r, k := testenv.NewRedis(t), testenv.NewKafka(t)
 	env := map[string]string{
 		"OUTREACH_HTTP_ADDR":       "127.0.0.1:0",
-		"OUTREACH_REDIS_ADDR":      r.Addr,
-		"OUTREACH_REDIS_PREFIX":    r.Prefix,
 		"OUTREACH_KAFKA_BROKERS":   strings.Join(k.Brokers, ","),
 		"OUTREACH_KAFKA_TOPICS":    k.Topic(t, "events", 3),
 		"OUTREACH_KAFKA_DLQ_TOPIC": k.Topic(t, "dlq", 1),
 		"OUTREACH_KAFKA_GROUP":     "g-" + testenv.Unique(t),
 		"OUTREACH_MAX_EVENTS":      "100000",
 		"OUTREACH_API_KEYS_FILE":   keysFile(t),
+	}
+	for _, kv := range r.DaemonEnv() {
+		key, value, _ := strings.Cut(kv, "=")
+		env[key] = value
 	}
 	return env, r, k
 }
@@ -213,17 +215,15 @@ func TestCrashAndReplay(t *testing.T) {
 		}
 		return n
 	}
-	env := []string{
-		"OUTREACH_REDIS_ADDR=" + r.Addr,
-		"OUTREACH_REDIS_PREFIX=" + r.Prefix,
-		"OUTREACH_KAFKA_BROKERS=" + strings.Join(k.Brokers, ","),
-		"OUTREACH_KAFKA_TOPICS=" + cfg.KafkaTopics[0],
-		"OUTREACH_KAFKA_DLQ_TOPIC=" + cfg.DLQTopic,
-		"OUTREACH_KAFKA_GROUP=" + cfg.KafkaGroup,
+	env := append(r.DaemonEnv(),
+		"OUTREACH_KAFKA_BROKERS="+strings.Join(k.Brokers, ","),
+		"OUTREACH_KAFKA_TOPICS="+cfg.KafkaTopics[0],
+		"OUTREACH_KAFKA_DLQ_TOPIC="+cfg.DLQTopic,
+		"OUTREACH_KAFKA_GROUP="+cfg.KafkaGroup,
 		"OUTREACH_MAX_EVENTS=100000",
 		"OUTREACH_BATCH_SIZE=20",
 		"OUTREACH_AUTH=off",
-	}
+	)
 	bin := testenv.Build(t, ".")
 
 	first := testenv.StartDaemon(t, bin, env...)

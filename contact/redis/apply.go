@@ -125,11 +125,17 @@ const (
 // Apply stores events, which must be normalized, in one pipeline of one
 // script call each. It is idempotent: applying the same events again changes
 // nothing but key TTLs, and the state it ends in does not depend on the
-// order of the events. It returns one error per event: nil, or an
-// EConflict error for an event whose id is stored with other content (the
-// stored one stands). On failure some events may have been applied;
-// applying them all again is safe. The error is EUnavailable when Redis
-// cannot be reached.
+// order of the events.
+//
+// It returns one error per event: nil; an EConflict error for an event
+// whose id is stored with other content (the stored one stands); or an
+// EInternal error when Redis refused that event alone (a key of the wrong
+// type, a script error), which applying it again will likely not mend. The
+// second result is an EUnavailable error when Redis cannot be reached or
+// cannot take writes at all (a timeout, a lost connection, out of memory,
+// loading, a cluster without a master): nothing is to blame on an event,
+// and the batch is to be applied again. On any failure some events may have
+// been applied; applying them all again is safe.
 func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, error) {
 	if len(events) == 0 {
 		return nil, nil
@@ -142,26 +148,45 @@ func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, err
 		keys, args := s.applyArgs(&events[i], now.UnixMilli(), limits)
 		cmds[i] = applyScript.EvalSha(ctx, pipe, keys, args...)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !isNoScript(err) {
-		return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply %d events: %w", len(events), err))
-	} else if err != nil {
-		// Redis lost its scripts (a restart): load it and go again.
-		if err := s.LoadScripts(ctx); err != nil {
-			return nil, err
-		}
-		return s.Apply(ctx, events)
-	}
+	_, _ = pipe.Exec(ctx) // each command's error is looked at below
 	errs := make([]error, len(events))
+	refused := 0
 	for i, cmd := range cmds {
 		n, err := cmd.Int()
-		if err != nil {
-			return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply an event: %w", err))
-		}
-		if n == conflict {
+		switch {
+		case isNoScript(err):
+			// Redis lost its scripts (a restart): load them and go again.
+			if err := s.LoadScripts(ctx); err != nil {
+				return nil, err
+			}
+			return s.Apply(ctx, events)
+		case err != nil && !refusal(err):
+			return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply %d events: %w", len(events), err))
+		case err != nil:
+			errs[i] = &contact.Error{Code: contact.EInternal, Message: "the store refused the event", Err: err}
+			refused++
+		case n == conflict:
 			errs[i] = &contact.Error{Code: contact.EConflict, Field: "id", Message: "an event with this id and other content is stored already; ids must be unique"}
 		}
 	}
+	if refused > 1 && refused == len(events) {
+		// Every event refused alike is the server's fault, not theirs.
+		return nil, contact.Unavailable("redis", fmt.Errorf("store: Redis refused all %d events: %w", len(events), errs[0]))
+	}
 	return errs, nil
+}
+
+// refusal reports whether err is Redis refusing one event for what it is
+// (a key of the wrong type, an error of the script on this event's data),
+// rather than a failure of the server or the connection, which is an outage
+// to wait out.
+func refusal(err error) bool {
+	var rerr goredis.Error
+	if !errors.As(err, &rerr) {
+		return false // a network error, a timeout, a canceled context
+	}
+	msg := err.Error()
+	return strings.HasPrefix(msg, "WRONGTYPE") || strings.Contains(msg, "user_script") || strings.Contains(msg, "Error running script")
 }
 
 func isNoScript(err error) bool {

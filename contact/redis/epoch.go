@@ -77,6 +77,10 @@ func keySlot(tag string) int {
 	return int(crc) % slots
 }
 
+// EpochTag returns the hash tag of the epoch key in the slot of a
+// customer's keys; tools and tests use it to find that key.
+func EpochTag(customerID string) string { return slotTags()[keySlot("c:"+customerID)] }
+
 func (s *Store) epochKey(slot int) string { return s.prefix + "{" + slotTags()[slot] + "}:epoch" }
 
 // customerEpochKey is the epoch key in the slot of the customer's keys.

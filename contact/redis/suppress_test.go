@@ -139,7 +139,7 @@ func TestReplaceSuppressions(t *testing.T) {
 	if n := r.Client.HLen(ctx, r.Prefix+"{c:c2}:dnc").Val(); n != 1 {
 		t.Errorf("c2 has %d suppression fields, want 1", n)
 	}
-	keys := r.Client.Keys(ctx, r.Prefix+"{l:dnc}:*").Val()
+	keys := r.Keys(t, r.Prefix+"{l:dnc}:*")
 	if len(keys) != 2 { // meta and the member set in force
 		t.Errorf("list keys = %v, want the meta and one member set", keys)
 	}
@@ -196,10 +196,10 @@ func TestFailedLoadsChangeNothing(t *testing.T) {
 		}
 	}
 	// What the failed loads wrote is deleted, not only ignored.
-	if keys := r.Client.Keys(ctx, r.Prefix+"{c:n*").Val(); len(keys) != 0 {
+	if keys := r.Keys(t, r.Prefix+"{c:n*"); len(keys) != 0 {
 		t.Errorf("failed loads left %d keys, such as %s", len(keys), keys[0])
 	}
-	if keys := r.Client.Keys(ctx, r.Prefix+"{l:dnc}:*").Val(); len(keys) != 2 {
+	if keys := r.Keys(t, r.Prefix+"{l:dnc}:*"); len(keys) != 2 {
 		t.Errorf("list keys = %v, want the meta and one member set", keys)
 	}
 }
@@ -301,7 +301,11 @@ func TestChecksDuringAReplace(t *testing.T) {
 		_, err := s.ReplaceSuppressions(ctx, "dnc", seq)
 		done <- err
 	}()
-	<-halfway
+	select {
+	case <-halfway:
+	case err := <-done: // it failed before half-way: do not wait for ever
+		t.Fatalf("ReplaceSuppressions ended before half-way: %v", err)
+	}
 	if got := suppressedBy(t, s, "old", "", t0) + "/" + suppressedBy(t, s, "new1", "", t0); got != "dnc/" {
 		t.Errorf("during the replace: old/new1 lists %q, want the old version only", got)
 	}
@@ -340,7 +344,11 @@ func TestConcurrentReplacesLastStartedWins(t *testing.T) {
 		_, err := s.ReplaceSuppressions(ctx, "dnc", seq)
 		first <- err
 	}()
-	<-started
+	select {
+	case <-started:
+	case err := <-first: // it failed before its first entry: do not wait for ever
+		t.Fatalf("the first ReplaceSuppressions ended early: %v", err)
+	}
 	replace(t, s, "dnc", byID("second", ""))
 	close(finish)
 	if err := <-first; err != nil {

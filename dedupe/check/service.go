@@ -8,7 +8,6 @@ package check
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"time"
 
@@ -138,7 +137,7 @@ func (s *Service) decide(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Re
 	}
 	if len(failed) > 0 {
 		s.log.Warn("check: facts could not be read; answering with the policy's fallback",
-			"checks", len(reqs), "unavailable", len(failed), "fail_open", p.FailOpen(), "error", errors.Join(failed...))
+			"checks", len(reqs), "unavailable", len(failed), "fail_open", p.FailOpen(), "error", failed[0])
 	}
 	if live {
 		s.cfg.Metrics.observe(results, time.Since(start))

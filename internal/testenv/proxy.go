@@ -9,19 +9,32 @@ import (
 
 // Proxy forwards TCP connections to a server and can cut them, to test what
 // happens when the server goes away without stopping a shared server.
+// Its methods are safe for concurrent use.
 type Proxy struct {
 	Addr   string
 	target string
+	open   func(client, server net.Conn) proxyConn
 
 	mu    sync.Mutex
 	ln    net.Listener
-	conns map[net.Conn]struct{}
+	conns map[proxyConn]struct{}
+}
+
+// proxyConn is one client's connection through a proxy.
+type proxyConn interface {
+	serve() // until the connection ends
+	io.Closer
 }
 
 // NewProxy starts a proxy on a loopback port to target.
 func NewProxy(tb testing.TB, target string) *Proxy {
 	tb.Helper()
-	p := &Proxy{target: target, conns: map[net.Conn]struct{}{}}
+	return newProxy(tb, target, func(client, server net.Conn) proxyConn { return pipes{client, server} })
+}
+
+func newProxy(tb testing.TB, target string, open func(client, server net.Conn) proxyConn) *Proxy {
+	tb.Helper()
+	p := &Proxy{target: target, open: open, conns: map[proxyConn]struct{}{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -32,7 +45,8 @@ func NewProxy(tb testing.TB, target string) *Proxy {
 	return p
 }
 
-// Down closes the listener and every open connection.
+// Down closes the listener, so that new connections are refused, and
+// every open connection.
 func (p *Proxy) Down() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -78,12 +92,36 @@ func (p *Proxy) serve(ln net.Listener) {
 				out.Close()
 				return
 			}
-			p.conns[in], p.conns[out] = struct{}{}, struct{}{}
+			c := p.open(in, out)
+			p.conns[c] = struct{}{}
 			p.mu.Unlock()
-			go pipe(in, out)
-			go pipe(out, in)
+			go func() {
+				c.serve()
+				c.Close()
+				p.mu.Lock()
+				delete(p.conns, c)
+				p.mu.Unlock()
+			}()
 		}
 	}()
+}
+
+// pipes copies bytes both ways until either side closes.
+type pipes struct{ client, server net.Conn }
+
+func (c pipes) serve() {
+	done := make(chan struct{})
+	go func() {
+		pipe(c.server, c.client)
+		close(done)
+	}()
+	pipe(c.client, c.server)
+	<-done
+}
+
+func (c pipes) Close() error {
+	c.client.Close()
+	return c.server.Close()
 }
 
 func pipe(dst, src net.Conn) {

@@ -1,6 +1,7 @@
 // Package testenv gives tests a Redis server and a Kafka cluster: the real
-// ones named by OUTREACH_TEST_REDIS_ADDR and OUTREACH_TEST_KAFKA_BROKERS when
-// they are set, else miniredis and kfake in the test process.
+// ones named by OUTREACH_TEST_REDIS_ADDR (or OUTREACH_TEST_REDIS_CLUSTER) and
+// OUTREACH_TEST_KAFKA_BROKERS when they are set, else miniredis and kfake in
+// the test process.
 package testenv
 
 import (
@@ -9,6 +10,7 @@ import (
 	"encoding/hex"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,46 +20,123 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
-// Environment variables naming real servers.
+// Environment variables naming real servers. RedisClusterEnv lists the
+// nodes of a Redis Cluster (scripts/redis-cluster.sh start prints them);
+// when it is set, NewRedis returns the cluster even if RedisEnv is set too,
+// and RedisEnv then serves only NewSingleRedis.
 const (
-	RedisEnv = "OUTREACH_TEST_REDIS_ADDR"
-	KafkaEnv = "OUTREACH_TEST_KAFKA_BROKERS"
+	RedisEnv        = "OUTREACH_TEST_REDIS_ADDR"
+	RedisClusterEnv = "OUTREACH_TEST_REDIS_CLUSTER"
+	KafkaEnv        = "OUTREACH_TEST_KAFKA_BROKERS"
 )
 
-// Redis is a Redis server for one test.
+// Redis is a Redis server, or a Redis Cluster, for one test.
 type Redis struct {
-	Addr   string
-	Client *goredis.Client
-	Prefix string               // a key prefix of the test's own
-	Mini   *miniredis.Miniredis // nil against a real server
+	Addr    string // the server's address; a cluster's node addresses, comma-separated
+	Cluster bool   // Addr is a Redis Cluster, and Client a *goredis.ClusterClient
+	Client  goredis.UniversalClient
+	Prefix  string               // a key prefix of the test's own, without a hash tag
+	Mini    *miniredis.Miniredis // nil against a real server
 }
 
-// Real reports whether r is a real Redis server.
+// Real reports whether r is a real Redis server or cluster.
 func (r *Redis) Real() bool { return r.Mini == nil }
 
-// NewRedis returns the real Redis server if RedisEnv is set, else a fresh
-// miniredis. Keys under the test's prefix are deleted at cleanup.
+// NewRedis returns the Redis Cluster of RedisClusterEnv if it is set, else
+// the real Redis server of RedisEnv if it is set, else a fresh miniredis.
+// Keys under the test's prefix are deleted at cleanup, on every master of a
+// cluster.
 func NewRedis(tb testing.TB) *Redis {
 	tb.Helper()
-	r := &Redis{Addr: os.Getenv(RedisEnv), Prefix: "test:" + Unique(tb) + ":"}
+	if v := os.Getenv(RedisClusterEnv); v != "" {
+		addrs := strings.Split(v, ",")
+		r := &Redis{Addr: v, Cluster: true, Prefix: prefix(tb)}
+		r.Client = goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs, MaxRetries: -1})
+		tb.Cleanup(func() { r.cleanup(tb) })
+		return r
+	}
+	return NewSingleRedis(tb)
+}
+
+// NewSingleRedis returns the real Redis server of RedisEnv if it is set,
+// else a fresh miniredis; never a cluster. Tests that need one server, such
+// as those behind a RESPProxy, use it.
+func NewSingleRedis(tb testing.TB) *Redis {
+	tb.Helper()
+	r := &Redis{Addr: os.Getenv(RedisEnv), Prefix: prefix(tb)}
 	if r.Addr == "" {
 		r.Mini = miniredis.RunT(tb)
 		r.Addr = r.Mini.Addr()
 	}
 	r.Client = goredis.NewClient(&goredis.Options{Addr: r.Addr, MaxRetries: -1})
-	tb.Cleanup(func() {
-		if r.Real() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			iter := r.Client.Scan(ctx, 0, r.Prefix+"*", 1000).Iterator()
-			for iter.Next(ctx) {
-				r.Client.Del(ctx, iter.Val())
-			}
-		}
-		r.Client.Close()
-	})
+	tb.Cleanup(func() { r.cleanup(tb) })
 	return r
 }
+
+// DaemonEnv returns the OUTREACH_REDIS_* environment ("KEY=VALUE") of an
+// outreachd over r, with the test's prefix, for StartDaemon.
+func (r *Redis) DaemonEnv() []string {
+	env := []string{"OUTREACH_REDIS_ADDR=" + r.Addr, "OUTREACH_REDIS_PREFIX=" + r.Prefix}
+	if r.Cluster {
+		env = append(env, "OUTREACH_REDIS_CLUSTER=true")
+	}
+	return env
+}
+
+// Keys returns every key that matches pattern, from each master of a
+// cluster: KEYS or SCAN through a cluster client asks a single node.
+func (r *Redis) Keys(tb testing.TB, pattern string) []string {
+	tb.Helper()
+	var mu sync.Mutex
+	var keys []string
+	err := r.scan(context.Background(), pattern, func(_ *goredis.Client, key string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		keys = append(keys, key)
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("keys %s: %v", pattern, err)
+	}
+	return keys
+}
+
+// scan calls fn with each key that matches pattern and the node that holds
+// it: the server, or each master of a cluster, concurrently.
+func (r *Redis) scan(ctx context.Context, pattern string, fn func(node *goredis.Client, key string) error) error {
+	scanNode := func(ctx context.Context, node *goredis.Client) error {
+		iter := node.Scan(ctx, 0, pattern, 1000).Iterator()
+		for iter.Next(ctx) {
+			if err := fn(node, iter.Val()); err != nil {
+				return err
+			}
+		}
+		return iter.Err()
+	}
+	if c, ok := r.Client.(*goredis.ClusterClient); ok {
+		return c.ForEachMaster(ctx, scanNode)
+	}
+	return scanNode(ctx, r.Client.(*goredis.Client))
+}
+
+// cleanup deletes the test's keys from a real server, or from every master
+// of a cluster, and closes the client.
+func (r *Redis) cleanup(tb testing.TB) {
+	defer r.Client.Close()
+	if !r.Real() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// One key per DEL: keys of several slots may not share a command.
+	err := r.scan(ctx, r.Prefix+"*", func(node *goredis.Client, key string) error { return node.Del(ctx, key).Err() })
+	if err != nil {
+		tb.Logf("testenv: deleting the keys under %q: %v", r.Prefix, err)
+	}
+}
+
+// prefix returns a key prefix of the test's own.
+func prefix(tb testing.TB) string { return "test:" + Unique(tb) + ":" }
 
 // Kafka is a Kafka cluster for one test.
 type Kafka struct {
@@ -123,7 +202,8 @@ func (k *Kafka) Produce(tb testing.TB, topic, key string, values ...[]byte) {
 func Unique(tb testing.TB) string {
 	b := make([]byte, 4)
 	rand.Read(b)
-	name := strings.NewReplacer("/", "-", " ", "-").Replace(tb.Name())
+	// No braces: a key prefix must not carry a cluster hash tag.
+	name := strings.NewReplacer("/", "-", " ", "-", "{", "-", "}", "-").Replace(tb.Name())
 	if len(name) > 40 {
 		name = name[:40]
 	}
