@@ -61,6 +61,13 @@ func (e *env) scrub(ctx context.Context) error {
 	if err := writeList(file, e.cfg.ScrubRows, e.cfg.Customers); err != nil {
 		return err
 	}
+	// A fresh outreachd, so that its peak RSS is the scrub's and not what
+	// the load of the scenarios before left in its heap.
+	e.daemon.stop()
+	var err error
+	if e.daemon, err = startOutreachd(ctx, e.bins["outreachd"], e.srv, e.names, e.pr); err != nil {
+		return err
+	}
 	rssBefore, _ := e.daemon.statusKB("VmRSS")
 	reset := e.daemon.resetPeakRSS()
 	f, err := e.scrubList(ctx, file)
