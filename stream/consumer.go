@@ -48,7 +48,11 @@ type ConsumerConfig struct {
 	DLQTopic  string        // dead-letter topic; required
 	BatchSize int           // most messages applied in one pipeline; default 500
 	BatchWait time.Duration // how long a batch waits to fill after its first message; default 5ms
-	MaxWait   time.Duration // how long a fetch waits at the broker for data; default 250ms
+	// InFlight is how many batches are applied at once, while the next is
+	// fetched: Redis is kept busy while a batch is fetched, decoded and
+	// committed. Commits stay in order. Default 2.
+	InFlight int
+	MaxWait  time.Duration // how long a fetch waits at the broker for data; default 250ms
 	// StopTimeout bounds how long a stopping consumer keeps trying to
 	// finish its batch in flight; default 10s.
 	StopTimeout time.Duration
@@ -117,6 +121,9 @@ func NewConsumer(cfg ConsumerConfig, store Applier) (*Consumer, error) {
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = 5 * time.Millisecond
+	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = 2
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 250 * time.Millisecond
@@ -231,21 +238,40 @@ func (c *Consumer) Healthy(ctx context.Context) error {
 	return nil
 }
 
-// Run consumes until ctx is done, then finishes the batch in flight (within
-// StopTimeout), commits it and returns nil. It returns an error only if the
-// consumer cannot go on. Run closes the consumer when it returns.
+// Run consumes until ctx is done, then finishes the batches in flight
+// (within StopTimeout), commits them and returns nil. It returns an error
+// only if the consumer cannot go on. Run closes the consumer when it
+// returns.
+//
+// Fetching, applying and committing overlap: up to InFlight batches are
+// applied at once while the next is fetched, and a committer commits them
+// in the order they were fetched. Applying is independent of the order of
+// events, so two batches may be applied at once; offsets are committed
+// only once every batch before them is.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.running.Store(true)
 	defer c.running.Store(false)
 	defer c.close()
 	c.log.Info("consumer started", "topics", c.cfg.Topics, "group", c.cfg.Group)
+	slots := make(chan struct{}, c.cfg.InFlight)
+	queue := make(chan *inflight, c.cfg.InFlight)
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		c.commitInOrder(queue, slots)
+	}()
+	defer func() {
+		close(queue)
+		<-committed
+		c.log.Info("consumer stopped")
+	}()
 	for {
 		batch, err := c.fetch(ctx)
 		if len(batch) > 0 {
-			c.process(ctx, batch)
+			slots <- struct{}{} // a batch in flight ends within StopTimeout of ctx
+			queue <- c.launch(ctx, batch)
 		}
 		if ctx.Err() != nil {
-			c.log.Info("consumer stopped")
 			return nil
 		}
 		if err != nil {
@@ -277,64 +303,6 @@ func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
 		batch = append(batch, m)
 	}
 	return batch, nil
-}
-
-// process applies a batch, sends its bad messages to the dead-letter topic
-// and commits it. While the store or Kafka fails it retries with backoff;
-// once ctx is done it keeps trying for StopTimeout, then gives up without
-// committing, so the batch is delivered again to the next consumer.
-func (c *Consumer) process(ctx context.Context, batch []kafka.Message) {
-	start := time.Now()
-	events := make([]contact.Event, 0, len(batch))
-	from := make([]kafka.Message, 0, len(batch)) // the message of each event
-	var dead []kafka.Message
-	for _, m := range batch {
-		e, err := c.decode(m)
-		if err != nil {
-			dead = append(dead, deadLetter(m, err))
-			continue
-		}
-		events, from = append(events, e), append(from, m)
-	}
-
-	// Finish the batch even if ctx ends now, but not forever.
-	finish, cancel := stopAfter(ctx, c.cfg.StopTimeout)
-	defer cancel()
-	refused, ok := c.apply(finish, events)
-	if !ok {
-		return
-	}
-	applied := len(events)
-	for i, err := range refused {
-		if err != nil {
-			dead = append(dead, deadLetter(from[i], err))
-			applied--
-		}
-	}
-	if len(dead) > 0 {
-		if !c.retry(finish, "dead_letter", func(ctx context.Context) error { return c.dlq.WriteMessages(ctx, dead...) }) {
-			return
-		}
-		for _, m := range dead {
-			c.log.Warn("message dead-lettered", "topic", headerValue(m, HeaderTopic), "reason", headerValue(m, HeaderError),
-				"partition", headerValue(m, HeaderPartition), "offset", headerValue(m, HeaderOffset))
-		}
-	}
-	if err := c.reader.CommitMessages(finish, batch...); err != nil {
-		// A failed commit loses nothing: the batch is in the store and will
-		// be delivered again, and applying it again is harmless.
-		c.fail("commit", err)
-		return
-	}
-	c.setFailing(nil)
-	c.track(batch)
-	c.applied.Add(int64(applied))
-	c.metrics.Applied.Add(float64(applied))
-	c.metrics.DeadLettered.Add(float64(len(dead)))
-	c.metrics.BatchSeconds.Observe(time.Since(start).Seconds())
-	for _, m := range lastPerPartition(batch) {
-		c.metrics.Lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition)).Set(float64(max(0, m.HighWaterMark-m.Offset-1)))
-	}
 }
 
 // apply applies events until the store takes them, retrying an outage
