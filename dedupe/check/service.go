@@ -158,6 +158,10 @@ func lookup(r *dedupe.Request, p *dedupe.Policy, now time.Time) contact.Lookup {
 	if r.Phone != "" {
 		l.Phones = []string{r.Phone}
 	}
+	l.OfferProducts = []string{} // only better_offer reads offers, of its product
+	if r.Product != "" && r.Offer != nil && r.Offer.Price != nil {
+		l.OfferProducts = []string{r.Product}
+	}
 	if r.Claim {
 		l.Claim = &contact.Claim{Agent: r.Agent, Campaign: r.Campaign, ExpiresAt: now.Add(p.ClaimTTL())}
 		l.ClaimTTL = p.ClaimTTL()
