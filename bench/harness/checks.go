@@ -66,8 +66,8 @@ func (e *env) checkRates(ctx context.Context) error {
 	n := e.cfg.Customers
 	// Warm up both servers' connection pools at the lowest rate, unmeasured.
 	for _, url := range []string{e.daemon.url, e.floor.url} {
-		attack(ctx, "warm-up", checkTargeter(url+"/v1/check", n, seedCustomers, e.cfg.ClaimShare), e.cfg.Rates[0], 0,
-			min(time.Second, e.cfg.RateDuration), checkError)
+		attack(ctx, "warm-up", checkTargeter(url+"/v1/check", n, eventgen.CustomerID, e.cfg.ClaimShare), e.cfg.Rates[0], 0,
+			min(time.Second, e.cfg.RateDuration/2), checkError)
 	}
 	for _, rate := range e.cfg.Rates {
 		for _, s := range []struct {
@@ -78,7 +78,7 @@ func (e *env) checkRates(ctx context.Context) error {
 			{"outreachd", e.daemon.url + "/v1/check", &e.res.Check.Service},
 			{"floor", e.floor.url + "/v1/check", &e.res.Check.Floor},
 		} {
-			f := attack(ctx, s.name, checkTargeter(s.url, n, seedCustomers, e.cfg.ClaimShare), rate, 0, e.cfg.RateDuration, checkError)
+			f := attack(ctx, s.name, checkTargeter(s.url, n, eventgen.CustomerID, e.cfg.ClaimShare), rate, 0, e.cfg.RateDuration, checkError)
 			e.pr.Printf("check: %s", f)
 			*s.res = append(*s.res, f)
 			e.pause(ctx)
@@ -106,7 +106,7 @@ func (e *env) saturation(ctx context.Context) error {
 	}
 	for round := range 2 {
 		for _, a := range arms {
-			f := attack(ctx, a.name, checkTargeter(a.url, n, seedCustomers, e.cfg.ClaimShare), 0, e.cfg.Workers, e.cfg.SatDuration/2, a.bad)
+			f := attack(ctx, a.name, checkTargeter(a.url, n, eventgen.CustomerID, e.cfg.ClaimShare), 0, e.cfg.Workers, e.cfg.SatDuration/2, a.bad)
 			e.pr.Printf("saturation, round %d: %s", round+1, f)
 			*a.res = merge(*a.res, f)
 			e.pause(ctx)

@@ -64,7 +64,7 @@ func fullConfig() config {
 func (c config) smoke() config {
 	c.Smoke = true
 	c.Customers, c.Events = 1000, 10_000
-	c.Rates, c.RateDuration = []int{200, 500}, time.Second
+	c.Rates, c.RateDuration = []int{200, 500}, 750*time.Millisecond
 	c.Workers, c.SatDuration = 8, time.Second
 	c.HistoryLens, c.HistoryCusts, c.HistoryDur = []int{10, 1000}, 2, time.Second
 	c.FreshRate, c.FreshDur, c.FreshProbes = 200, 2*time.Second, 10

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -68,10 +69,9 @@ func (e *env) freshness(ctx context.Context) error {
 	producer := stream.NewProducer(e.srv.brokers, e.names.topic)
 	defer producer.Close()
 
-	n := 0
+	var n atomic.Int64
 	probe := func() (string, time.Time, error) {
-		n++
-		id := "fresh-" + e.names.id + "-" + strconv.Itoa(n)
+		id := "fresh-" + e.names.id + "-" + strconv.FormatInt(n.Add(1), 10)
 		ev := contact.Event{ID: id, CustomerID: id, At: time.Now(), Type: contact.TypeContact, Channel: contact.Call,
 			Agent: "agent-001", Team: "retention", Outcome: "no_answer"}
 		if err := ev.Normalize(contact.Defaults{}); err != nil {

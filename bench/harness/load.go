@@ -11,8 +11,6 @@ import (
 	"time"
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
-
-	"github.com/outreach/outreach/bench/eventgen"
 )
 
 // loadFigure is what one vegeta attack measured.
@@ -171,6 +169,3 @@ func checkTargeter(base string, n int, customer func(int) string, claimShare flo
 		return nil
 	}
 }
-
-// seedCustomers is how the checks name the seed's customers.
-func seedCustomers(i int) string { return eventgen.CustomerID(i) }

@@ -33,14 +33,14 @@ func heldRate(fs []loadFigure) int {
 	return best
 }
 
-// atRate returns the figures at the offered rate closest to goalRate.
-func atRate(fs []loadFigure, rate int) (loadFigure, bool) {
+// atRate returns the figures at an offered rate.
+func atRate(fs []loadFigure, rate int) loadFigure {
 	for _, f := range fs {
 		if f.Offered == rate {
-			return f, true
+			return f
 		}
 	}
-	return loadFigure{}, false
+	return loadFigure{}
 }
 
 func closestRate(rates []int) int {
@@ -57,8 +57,7 @@ func abs(n int) int { return max(n, -n) }
 
 func (r *results) checkRow(cfg config) scenario {
 	rate := closestRate(cfg.Rates)
-	svc, _ := atRate(r.Check.Service, rate)
-	fl, _ := atRate(r.Check.Floor, rate)
+	svc, fl := atRate(r.Check.Service, rate), atRate(r.Check.Floor, rate)
 	s := scenario{Figure: fmt.Sprintf("outreachd p99 at %d/s", rate), Value: svc.P99Ms, Unit: "ms",
 		Baseline: fmt.Sprintf("floor p99 at %d/s", rate), BaselineValue: fl.P99Ms, Target: "p99 ≤ 2 ms at 5k/s"}
 	s.Summary = fmt.Sprintf("at %d/s: p50 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, %d errors (floor p50 %.2f, p99 %.2f, p99.9 %.2f ms); highest rate held with p99 < 5 ms: outreachd %d/s, floor %d/s",
