@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -96,14 +97,18 @@ func (f loadFigure) String() string {
 		f.Server, rate, f.Achieved, f.P50Ms, f.P99Ms, f.P999Ms, f.Errors, f.Requests, f.ErrorKinds)
 }
 
-// httpError is the error of a result that is not a 200.
+// httpError is the error of a result that is not a 200: its status, or
+// the kind of transport error.
 func httpError(r *vegeta.Result) string {
 	switch {
 	case r.Error != "" && r.Code == 0:
-		if len(r.Error) > 60 {
-			return r.Error[len(r.Error)-60:]
+		switch {
+		case strings.Contains(r.Error, "Timeout") || strings.Contains(r.Error, "deadline"):
+			return "timeout"
+		case strings.Contains(r.Error, "refused") || strings.Contains(r.Error, "reset"):
+			return "connection"
 		}
-		return r.Error
+		return "transport"
 	case r.Code != http.StatusOK:
 		return strconv.Itoa(int(r.Code))
 	}
