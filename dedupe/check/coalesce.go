@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/outreach/outreach/contact"
@@ -22,9 +23,9 @@ const (
 	maxCoalesced = 128
 )
 
-// errQueued is why a check that waited past its deadline for a round trip
-// is unavailable.
-var errQueued = errors.New("check: the store was not read in time: too many checks waiting")
+// errQueued is why a check whose facts were not read by its deadline is
+// unavailable.
+var errQueued = errors.New("check: the store was not read in time")
 
 // coalescer gathers the lookups of concurrent checks into shared store
 // round trips. When a round trip is free, a check's lookups go at once, so
@@ -46,11 +47,21 @@ type pendingFacts struct {
 	deadline time.Time
 	facts    []contact.Facts
 	done     chan struct{}
+	// state is waiting, then answered by the round trip or given up by
+	// the caller at its deadline, whichever comes first.
+	state atomic.Int32
 }
 
+const (
+	waiting = iota
+	answered
+	givenUp
+)
+
 // facts returns the facts of lookups, read by deadline, in one round trip
-// that other checks may share. Past the deadline every lookup has
-// Facts.Err set, EUnavailable.
+// that other checks may share. At the deadline every lookup not yet read
+// has Facts.Err set, EUnavailable; a claim the round trip takes for it
+// after that is released again.
 func (c *coalescer) facts(lookups []contact.Lookup, deadline time.Time) []contact.Facts {
 	p := &pendingFacts{lookups: lookups, deadline: deadline, done: make(chan struct{})}
 	c.mu.Lock()
@@ -63,7 +74,16 @@ func (c *coalescer) facts(lookups []contact.Lookup, deadline time.Time) []contac
 	if start {
 		go c.drain()
 	}
-	<-p.done
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case <-p.done:
+	case <-t.C:
+		if p.state.CompareAndSwap(waiting, givenUp) {
+			return unavailable(len(lookups), errQueued)
+		}
+		<-p.done // answered just now
+	}
 	return p.facts
 }
 
@@ -98,22 +118,19 @@ func (c *coalescer) take() []*pendingFacts {
 }
 
 // read reads the facts of batch in one call of the store, bounded by the
-// earliest deadline among them, and hands each call its own. A call whose
-// deadline passed while it waited is unavailable without a read.
+// latest deadline among them, so that a check near its deadline does not
+// cut the round trip short for those that arrived after it, and hands each
+// call its own. A call already given up is not read; one given up while
+// the round trip ran has the claims it took released.
 func (c *coalescer) read(batch []*pendingFacts) {
-	now := time.Now()
 	var lookups []contact.Lookup
 	var deadline time.Time
 	live := batch[:0]
 	for _, p := range batch {
-		if !p.deadline.After(now) {
-			p.facts = unavailable(len(p.lookups), errQueued)
-			close(p.done)
+		if p.state.Load() == givenUp {
 			continue
 		}
-		if deadline.IsZero() || p.deadline.Before(deadline) {
-			deadline = p.deadline
-		}
+		deadline = later(deadline, p.deadline)
 		lookups = append(lookups, p.lookups...)
 		live = append(live, p)
 	}
@@ -125,8 +142,32 @@ func (c *coalescer) read(batch []*pendingFacts) {
 	cancel()
 	for _, p := range live {
 		p.facts, facts = facts[:len(p.lookups):len(p.lookups)], facts[len(p.lookups):]
-		close(p.done)
+		if p.state.CompareAndSwap(waiting, answered) {
+			close(p.done)
+			continue
+		}
+		c.releaseTaken(p.facts)
 	}
+}
+
+// releaseTaken gives back the claims taken for a check that gave up: its
+// caller answered unavailable, so no one holds their tokens. They expire
+// at their TTL anyway.
+func (c *coalescer) releaseTaken(facts []contact.Facts) {
+	for _, f := range facts {
+		if f.Taken != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			c.store.ReleaseClaim(ctx, f.Taken.Token)
+			cancel()
+		}
+	}
+}
+
+func later(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
 }
 
 func unavailable(n int, err error) []contact.Facts {

@@ -96,7 +96,37 @@ func TestCoalescerCheckPastItsDeadlineIsUnavailable(t *testing.T) {
 	}
 }
 
-func TestCoalescerRoundTripEndsAtTheEarliestDeadline(t *testing.T) {
+// slowStore answers Facts after delay (or at ctx's end), taking every
+// claim asked for, and records the claims released.
+type slowStore struct {
+	delay    time.Duration
+	mu       sync.Mutex
+	released []string
+}
+
+func (s *slowStore) Facts(ctx context.Context, lookups []contact.Lookup) []contact.Facts {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return unavailable(len(lookups), ctx.Err())
+	}
+	out := make([]contact.Facts, len(lookups))
+	for i, l := range lookups {
+		if l.Claim != nil {
+			out[i].Taken = &contact.Claim{Token: "token-" + l.CustomerID}
+		}
+	}
+	return out
+}
+
+func (s *slowStore) ReleaseClaim(_ context.Context, token string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.released = append(s.released, token)
+	return true, nil
+}
+
+func TestCoalescerAnswersByTheDeadline(t *testing.T) {
 	g := &gateStore{gate: make(chan struct{})} // never opens
 	c := &coalescer{store: g}
 	start := time.Now()
@@ -106,6 +136,40 @@ func TestCoalescerRoundTripEndsAtTheEarliestDeadline(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("the check took %v, past its deadline", d)
+	}
+}
+
+// TestCoalescerLateCheckDoesNotFailItsRoundTrip: a check that reaches its
+// deadline while its round trip runs answers unavailable and gives back the
+// claim taken for it; a check that shares the round trip with it and has
+// time left gets its facts.
+func TestCoalescerLateCheckDoesNotFailItsRoundTrip(t *testing.T) {
+	s := &slowStore{delay: 200 * time.Millisecond}
+	c := &coalescer{store: s}
+	// Both checks wait for the same round trip: the first takes a round
+	// trip at once only if it is alone, so queue both before any starts.
+	c.running = maxRoundTrips
+	var late, timely []contact.Facts
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		late = c.facts([]contact.Lookup{{CustomerID: "late", Claim: &contact.Claim{}}}, time.Now().Add(100*time.Millisecond))
+	})
+	wg.Go(func() { timely = c.facts([]contact.Lookup{{CustomerID: "timely"}}, time.Now().Add(time.Minute)) })
+	waitFor(t, func() bool { c.mu.Lock(); defer c.mu.Unlock(); return len(c.waiting) == 2 })
+	c.mu.Lock()
+	c.running--
+	c.mu.Unlock()
+	go c.drain()
+	wg.Wait()
+	if contact.ErrorCode(late[0].Err) != contact.EUnavailable {
+		t.Errorf("late check: %+v, want unavailable", late[0])
+	}
+	if timely[0].Err != nil {
+		t.Errorf("timely check: %v, want its facts", timely[0].Err)
+	}
+	waitFor(t, func() bool { s.mu.Lock(); defer s.mu.Unlock(); return len(s.released) == 1 })
+	if s.released[0] != "token-late" {
+		t.Errorf("released %v, want the late check's claim", s.released)
 	}
 }
 
