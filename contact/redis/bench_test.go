@@ -234,18 +234,21 @@ func benchMemoryUsage(b *testing.B, r *testenv.Redis, customers int) int64 {
 	return sum
 }
 
-// benchReadCustomer stores 200 events of one customer for the read
+// benchReadCustomer stores n events of one customer for the read
 // benchmarks and returns its id.
-func benchReadCustomer(b *testing.B, s *redis.Store) string {
+func benchReadCustomer(b *testing.B, s *redis.Store, n int) string {
 	b.Helper()
 	id := eventgen.CustomerID(0)
 	gen := eventgen.New(3, 1, "read-", time.Now(), benchSpan)
-	events := make([]contact.Event, 200)
-	for i := range events {
-		events[i] = gen.For(id)
-	}
-	if _, err := s.Apply(context.Background(), events); err != nil {
-		b.Fatal(err)
+	for n > 0 {
+		events := make([]contact.Event, min(n, benchBatchSize))
+		for i := range events {
+			events[i] = gen.For(id)
+		}
+		if _, err := s.Apply(context.Background(), events); err != nil {
+			b.Fatal(err)
+		}
+		n -= len(events)
 	}
 	return id
 }
@@ -288,7 +291,7 @@ func benchRawRead(b *testing.B, r *testenv.Redis, id string, facts bool) {
 func BenchmarkTimeline(b *testing.B) {
 	r := testenv.NewRedis(b)
 	s := redis.New(r.Client, redis.Options{Prefix: r.Prefix})
-	id := benchReadCustomer(b, s)
+	id := benchReadCustomer(b, s, 200)
 	ctx := context.Background()
 	b.Run("store", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
@@ -311,7 +314,7 @@ func BenchmarkTimeline(b *testing.B) {
 func BenchmarkFacts(b *testing.B) {
 	r := testenv.NewRedis(b)
 	s := redis.New(r.Client, redis.Options{Prefix: r.Prefix})
-	id := benchReadCustomer(b, s)
+	id := benchReadCustomer(b, s, 200)
 	ctx := context.Background()
 	b.Run("store", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
@@ -325,5 +328,32 @@ func BenchmarkFacts(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
 	})
+	b.Run("baseline-raw", func(b *testing.B) { benchRawRead(b, r, id, true) })
+}
+
+// BenchmarkFactsLongHistory reads the facts of a check of a customer with
+// 10,000 events, whose state is full (100 recent contacts, 50 live offers):
+// all-offers decodes every offer, as a check did before it named its
+// product; one-product decodes those of the check's product only, as a
+// check does now. Its baseline, baseline-raw, makes the same reads raw.
+func BenchmarkFactsLongHistory(b *testing.B) {
+	r := testenv.NewRedis(b)
+	s := redis.New(r.Client, redis.Options{Prefix: r.Prefix})
+	id := benchReadCustomer(b, s, 10_000)
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name     string
+		products []string
+	}{{"all-offers", nil}, {"one-product", []string{"fiber-500"}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				f := s.Facts(ctx, []contact.Lookup{{CustomerID: id, OfferProducts: bc.products}})
+				if f[0].Err != nil || len(f[0].State.Recent) == 0 {
+					b.Fatalf("Facts: %+v", f[0])
+				}
+			}
+		})
+	}
 	b.Run("baseline-raw", func(b *testing.B) { benchRawRead(b, r, id, true) })
 }
