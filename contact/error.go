@@ -11,6 +11,7 @@ const (
 	EInvalid      = "invalid"      // the caller sent something wrong; Field names it
 	ENotFound     = "not_found"    // the thing asked for does not exist
 	EConflict     = "conflict"     // it clashes with what is stored, such as a reused event id
+	EGone         = "gone"         // the customer was erased after this event: it is dropped
 	EUnauthorized = "unauthorized" // no key, or an unknown key
 	EForbidden    = "forbidden"    // a known key whose role may not do this
 	ETooLarge     = "too_large"    // the body is over the limit

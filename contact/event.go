@@ -28,10 +28,14 @@ const (
 	TypeOptOut    Type = "opt_out"
 	TypeOptIn     Type = "opt_in"
 	TypeProfile   Type = "profile" // the customer's own time zone and phone numbers
+	// TypeForget erases the customer: their history and state, but for
+	// the bare facts that stop contact (see Erase). Events dated up to it
+	// are dropped from then on, so that a replay cannot bring them back.
+	TypeForget Type = "forget"
 )
 
 // Types lists every event type, in a stable order.
-var Types = []Type{TypeContact, TypePurchase, TypeComplaint, TypeOptOut, TypeOptIn, TypeProfile}
+var Types = []Type{TypeContact, TypePurchase, TypeComplaint, TypeOptOut, TypeOptIn, TypeProfile, TypeForget}
 
 // Channel is the medium of a contact.
 type Channel string
@@ -231,7 +235,7 @@ func (e *Event) Normalize(d Defaults) error {
 		return Invalid("type", "is required")
 	}
 	if !slices.Contains(Types, e.Type) {
-		return Invalid("type", "must be one of contact, purchase, complaint, opt_out, opt_in, profile; got %q", Clip(string(e.Type)))
+		return Invalid("type", "must be one of contact, purchase, complaint, opt_out, opt_in, profile, forget; got %q", Clip(string(e.Type)))
 	}
 	if err := ValidCustomerID(e.CustomerID); err != nil {
 		return err

@@ -35,6 +35,8 @@ type Lookup struct {
 	// the offers of its own product at most, and a store need not decode
 	// the others. nil reads them all.
 	OfferProducts []string
+	// FollowUps asks for the customer's follow-ups too.
+	FollowUps bool
 }
 
 // Facts is what a store read for one Lookup. When Err is set, the facts
@@ -45,5 +47,6 @@ type Facts struct {
 	Claim        *Claim // the claim someone else holds on the customer; nil if none
 	Taken        *Claim // the claim the Lookup took, with its token; nil if it took none
 	Suppressions []Suppression
+	FollowUps    []FollowUp // read only when the Lookup asks for them
 	Err          error
 }

@@ -15,6 +15,7 @@ const (
 	CodeDoNotCall        = "do_not_call"       // a suppression list names the customer; one reason per hit
 	CodeClaimed          = "claimed"           // another agent holds an active claim
 	CodeOpenComplaint    = "open_complaint"    // a complaint is open; a warning for purposes it does not block
+	CodeFollowUpDue      = "followup_due"      // a warning to the owner of an open complaint whose follow-up is due
 	CodeQuietHours       = "quiet_hours"       // it is night for the customer
 	CodeRecentContact    = "recent_contact"    // contacted on the same channel within its cooldown
 	CodeFrequencyCap     = "frequency_cap"     // too many outbound contacts in the rolling window
@@ -38,6 +39,7 @@ type Request struct {
 	Channel    contact.Channel `json:"channel"`
 	Purpose    string          `json:"purpose,omitempty"` // default DefaultPurpose
 	Campaign   string          `json:"campaign,omitempty"`
+	Team       string          `json:"team,omitempty"` // the team of the agent or dialer; for the audit trail
 	Agent      string          `json:"agent,omitempty"`
 	Product    string          `json:"product,omitempty"`
 	Offer      *contact.Offer  `json:"offer,omitempty"`    // Offer.Price is the price being offered now
@@ -71,7 +73,7 @@ func (r *Request) Normalize(now time.Time, d contact.Defaults) error {
 		return contact.Invalid("purpose", "must be one of %s; got %q", strings.Join(contact.Purposes, ", "), contact.Clip(r.Purpose))
 	}
 	for _, f := range [...]struct{ name, value string }{
-		{"campaign", r.Campaign}, {"agent", r.Agent}, {"product", r.Product}, {"phone", r.Phone},
+		{"campaign", r.Campaign}, {"team", r.Team}, {"agent", r.Agent}, {"product", r.Product}, {"phone", r.Phone},
 	} {
 		if err := contact.ValidText(f.name, f.value); err != nil {
 			return err
@@ -145,6 +147,7 @@ type Reason struct {
 	// suppression's expiry, the end of a cooldown, of quiet hours, of the
 	// purchase lookback, or of the cheaper offer's validity.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	DueAt     *time.Time `json:"due_at,omitempty"`   // followup_due: since when the follow-up is due
 	Count     int        `json:"count,omitempty"`    // frequency_cap: contacts in the window
 	Timezone  string     `json:"timezone,omitempty"` // quiet_hours: the customer's time zone
 }
@@ -199,6 +202,9 @@ func Decide(p *Policy, req *Request, f *contact.Facts, now time.Time) Decision {
 	// towards not calling.
 	complaintWarns := !p.complaintBlocks[purpose] && slices.Contains(contact.Purposes, purpose)
 	rs = openComplaints(rs, st, now, complaintWarns)
+	if req.Agent != "" && slices.Contains(contact.FollowUpPurposes, purpose) {
+		rs = followUpDue(rs, p, f.FollowUps, req.Agent, now)
+	}
 	if !exempt.has(exQuietHours) {
 		rs = quietHours(rs, r.quiet[req.Channel], customerZone(req, st), at)
 	}

@@ -26,6 +26,7 @@
 //	  window: 7d
 //	purchase_lookback: 365d   # already_purchased looks this far back
 //	offer_validity: 30d       # an offer without expires_at is valid this long after it was made
+//	followup_sla: 48h         # an open complaint's follow-up is due this long after it opened
 //	quiet_hours:              # customer's local time; may wrap midnight; {} or "" disables
 //	  start: "21:00"
 //	  end: "08:00"
@@ -46,6 +47,9 @@
 //	    frequency_cap: {max: 5}
 //	    quiet_hours: {start: "20:00", end: "09:00"}
 //	    exempt: {sales: [better_offer]}
+//	teams:                    # per team overrides, matched on the complaint's team
+//	  retention:
+//	    followup_sla: 24h
 //
 // The exemptable codes are recent_contact, frequency_cap, already_purchased,
 // better_offer and quiet_hours. Nothing may exempt opted_out, do_not_call or

@@ -106,6 +106,11 @@ func complaintMessage(e *contact.Event, now time.Time) string {
 	return s + " since " + Ago(e.At, now)
 }
 
+// followUpMessage: "you own complaint K-1 and its follow-up is overdue: due 2d ago, opened 4d ago".
+func followUpMessage(f *contact.FollowUp, due, now time.Time) string {
+	return "you own complaint " + f.CaseID + " and its follow-up is overdue: due " + Ago(due, now) + ", opened " + Ago(f.OpenedAt, now)
+}
+
 // optOutMessage: `opted out of call on 2026-01-10: "stop calling"`.
 func optOutMessage(e *contact.Event) string {
 	what := "all channels"

@@ -92,7 +92,7 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"too many days", "offer_validity: 99999999d", `policy: line 1: offer_validity: invalid duration "99999999d"`},
 		{"zero claim_ttl", "claim_ttl: 0", "policy: line 1: claim_ttl: must be positive"},
 		{"unknown key", "cooldown:\n  call: 1h",
-			"policy: line 1: cooldown: unknown key; want one of cooldowns, frequency_cap, purchase_lookback, offer_validity, quiet_hours, claim_ttl, on_unavailable, exempt, open_complaint, channels, campaigns"},
+			"policy: line 1: cooldown: unknown key; want one of cooldowns, frequency_cap, purchase_lookback, offer_validity, followup_sla, quiet_hours, claim_ttl, on_unavailable, exempt, open_complaint, channels, campaigns, teams"},
 		{"unknown channel", "cooldowns:\n  fax: 1h", "policy: line 2: cooldowns.fax: unknown channel; want one of call, sms, email, mail, visit, chat"},
 		{"duplicate key", "claim_ttl: 1m\nclaim_ttl: 2m", "policy: line 2: claim_ttl: duplicate key"},
 		{"not a mapping", "- a\n- b", "policy: line 1: (top level): must be a mapping"},
@@ -123,9 +123,12 @@ func TestParsePolicyErrors(t *testing.T) {
 		{"channel name", "channels:\n  pigeon: {cooldown: 1h}", "policy: line 2: channels.pigeon: unknown channel; want one of call, sms, email, mail, visit, chat"},
 		{"campaign key", "campaigns:\n  spring:\n    claim_ttl: 1m", "policy: line 3: campaigns.spring.claim_ttl: unknown key; want one of cooldowns, frequency_cap, quiet_hours, exempt"},
 		{"campaign duration", "campaigns:\n  spring:\n    cooldowns:\n      call: 2 days", `policy: line 4: campaigns.spring.cooldowns.call: invalid duration "2 days"`},
+		{"team key", "teams:\n  retention:\n    cooldowns: {}", "policy: line 3: teams.retention.cooldowns: unknown key; want one of followup_sla"},
+		{"team sla", "teams:\n  retention: {followup_sla: soon}", `policy: line 2: teams.retention.followup_sla: invalid duration "soon"`},
+		{"followup sla", "followup_sla: -1h", `policy: line 1: followup_sla: duration "-1h" must not be negative`},
 		{"every error", "claim_ttl: x\nfoo: 1\ncooldowns: {sms: y}",
 			"policy: line 1: claim_ttl: invalid duration \"x\"\n" +
-				"policy: line 2: foo: unknown key; want one of cooldowns, frequency_cap, purchase_lookback, offer_validity, quiet_hours, claim_ttl, on_unavailable, exempt, open_complaint, channels, campaigns\n" +
+				"policy: line 2: foo: unknown key; want one of cooldowns, frequency_cap, purchase_lookback, offer_validity, followup_sla, quiet_hours, claim_ttl, on_unavailable, exempt, open_complaint, channels, campaigns, teams\n" +
 				"policy: line 3: cooldowns.sms: invalid duration \"y\""},
 	}
 	for _, tt := range tests {
@@ -235,6 +238,21 @@ func TestParsePolicyOneDocument(t *testing.T) {
 		p, err := dedupe.ParsePolicy([]byte(in))
 		if err != nil || p.ClaimTTL() != 15*time.Minute {
 			t.Errorf("ParsePolicy(%q) = %v, %v; want the defaults", in, p, err)
+		}
+	}
+}
+
+func TestFollowUpSLA(t *testing.T) {
+	if got := dedupe.DefaultPolicy().FollowUpSLA("retention"); got != 48*time.Hour {
+		t.Errorf("default SLA = %v, want 48h", got)
+	}
+	p, err := dedupe.ParsePolicy([]byte("followup_sla: 3d\nteams:\n  retention: {followup_sla: 24h}\n  outsourced: {followup_sla: 0}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for team, want := range map[string]time.Duration{"retention": 24 * time.Hour, "outsourced": 0, "": 72 * time.Hour, "sales": 72 * time.Hour} {
+		if got := p.FollowUpSLA(team); got != want {
+			t.Errorf("FollowUpSLA(%q) = %v, want %v", team, got, want)
 		}
 	}
 }

@@ -80,6 +80,21 @@ func openComplaints(rs []Reason, st *contact.State, now time.Time, warning bool)
 	return rs
 }
 
+// followUpDue warns the owner of an open complaint whose follow-up is due,
+// on a follow-up check: the call being made is the one that is late.
+func followUpDue(rs []Reason, p *Policy, fus []contact.FollowUp, agent string, now time.Time) []Reason {
+	for i := range fus {
+		f := &fus[i]
+		if due, ok := p.FollowUpDue(f); f.Owner == agent && ok && !now.Before(due) {
+			rs = add(rs, Reason{
+				Code: CodeFollowUpDue, Message: followUpMessage(f, due, now), Warning: true,
+				EventID: f.EventID, At: timePtr(f.OpenedAt), CaseID: f.CaseID, Owner: f.Owner, Team: f.Team, DueAt: timePtr(due),
+			})
+		}
+	}
+	return rs
+}
+
 // zone is the customer's time zone and where it was found.
 type zone struct{ name, source string }
 

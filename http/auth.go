@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/outreach/outreach/contact"
+	"github.com/outreach/outreach/dedupe/check"
 )
 
 // Role is what an API key may do.
@@ -109,21 +109,27 @@ func (k *Keys) Role(key string) (Role, bool) {
 	return role, role != ""
 }
 
-// lookup returns the role of key and the index of its entry, which
-// identifies the key for rate limits; "" if the key is unknown.
-func (k *Keys) lookup(key string) (Role, int) {
+// lookup returns the role of key and an id of it: the first 6 bytes of its
+// SHA-256 in hex, which names the key in rate limits and the audit trail
+// without giving it away; "" if the key is unknown.
+func (k *Keys) lookup(key string) (Role, string) {
 	sum := sha256.Sum256([]byte(key))
 	var found Role
-	index := -1
-	for i, e := range k.set.Load().entries {
+	for _, e := range k.set.Load().entries {
 		if subtle.ConstantTimeCompare(sum[:], e.hash[:]) == 1 {
-			found, index = e.role, i
+			found = e.role
 		}
 	}
-	return found, index
+	if found == "" {
+		return "", ""
+	}
+	return found, hex.EncodeToString(sum[:6])
 }
 
-const roleKey = "outreach.role"
+const (
+	roleKey  = "outreach.role"
+	keyIDKey = "outreach.key_id"
+)
 
 // authorize lets a request through if its key has one of allowed or the
 // admin role, and the key is within its role's rate limit. Without keys,
@@ -139,7 +145,7 @@ func (s *Server) authorize(allowed ...Role) echo.MiddlewareFunc {
 				return next(c)
 			}
 			key, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-			role, index := s.cfg.Keys.lookup(strings.TrimSpace(key))
+			role, keyID := s.cfg.Keys.lookup(strings.TrimSpace(key))
 			if !ok || role == "" {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="outreach"`)
 				return contact.Errorf(contact.EUnauthorized, "send a valid API key as Authorization: Bearer KEY")
@@ -147,13 +153,20 @@ func (s *Server) authorize(allowed ...Role) echo.MiddlewareFunc {
 			if role != RoleAdmin && !slices.Contains(allowed, role) {
 				return contact.Errorf(contact.EForbidden, "the %s role may not use this endpoint", role)
 			}
-			if err := s.rateLimit(c, "key "+strconv.Itoa(index), role); err != nil {
+			if err := s.rateLimit(c, "key "+keyID, role); err != nil {
 				return err
 			}
 			c.Set(roleKey, role)
+			c.Set(keyIDKey, keyID)
 			return next(c)
 		}
 	}
+}
+
+// callerOf is who asks, for the audit trail.
+func callerOf(c echo.Context) check.Caller {
+	id, _ := c.Get(keyIDKey).(string)
+	return check.Caller{Role: string(roleOf(c)), KeyID: id}
 }
 
 func roleOf(c echo.Context) Role {

@@ -20,6 +20,9 @@ type Checker interface {
 	Check(ctx context.Context, reqs []dedupe.Request, o check.Options) ([]dedupe.Result, error)
 	ReleaseClaim(ctx context.Context, token string) error
 	Scrub(ctx context.Context, o check.ScrubOptions, next func() (check.Row, error), emit func([]check.Verdict, error) error) error
+	// Forget erases a customer, asynchronously, and returns the forget
+	// event it wrote.
+	Forget(ctx context.Context, customerID string, caller check.Caller) (contact.Event, error)
 	// Policy returns the policy in force.
 	Policy() *dedupe.Policy
 }
@@ -82,7 +85,7 @@ func (s *Server) decide(c echo.Context, reqs []dedupe.Request, batch bool) ([]de
 				Message: "the agent role may check but not claim"}, i, batch)
 		}
 	}
-	results, err := s.cfg.Checker.Check(c.Request().Context(), reqs, check.Options{})
+	results, err := s.cfg.Checker.Check(c.Request().Context(), reqs, check.Options{Caller: callerOf(c)})
 	var ie *check.IndexError
 	if errors.As(err, &ie) {
 		return nil, withIndex(ie.Err, ie.Index, batch)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,6 +26,9 @@ import (
 // memChecker is the real check service over facts kept in memory per
 // customer. It records the requests of the last check, as normalized.
 type memChecker struct {
+	events   memProducer     // forget events
+	audited  []dedupe.Record // the audit trail
+	mu       sync.Mutex
 	facts    map[string]contact.Facts
 	err      error // the error of every lookup, when set
 	policy   *dedupe.Policy
@@ -36,7 +40,8 @@ func (m *memChecker) service() *check.Service {
 	if m.policy == nil {
 		m.policy = dedupe.DefaultPolicy()
 	}
-	return check.New(check.Config{Store: memStore{m}, Policy: func() *dedupe.Policy { return m.policy }, Now: func() time.Time { return now }})
+	return check.New(check.Config{Store: memStore{m}, Policy: func() *dedupe.Policy { return m.policy }, Now: func() time.Time { return now },
+		Auditor: m, Events: &m.events})
 }
 
 func (m *memChecker) Check(ctx context.Context, reqs []dedupe.Request, o check.Options) ([]dedupe.Result, error) {
@@ -54,6 +59,18 @@ func (m *memChecker) Scrub(ctx context.Context, o check.ScrubOptions, next func(
 }
 
 func (m *memChecker) Policy() *dedupe.Policy { return m.service().Policy() }
+
+func (m *memChecker) Forget(ctx context.Context, id string, caller check.Caller) (contact.Event, error) {
+	return m.service().Forget(ctx, id, caller)
+}
+
+// Record keeps the audit trail in memory.
+func (m *memChecker) Record(_ context.Context, recs []dedupe.Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.audited = append(m.audited, recs...)
+	return nil
+}
 
 // memStore serves a memChecker's facts as a check.Store.
 type memStore struct{ m *memChecker }

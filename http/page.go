@@ -2,12 +2,10 @@ package http
 
 import (
 	"bytes"
-	"crypto/sha256"
+	"context"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"html/template"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"slices"
@@ -49,6 +47,7 @@ func (s *Server) registerPage() {
 	s.echo.GET("/customers/:id", s.pageCustomer)
 	s.echo.GET("/customers/:id/panel", s.pagePanel, s.authorize(RoleAgent))
 	s.echo.POST("/customers/:id/check", s.pageCheck, s.authorize(RoleAgent))
+	s.registerFollowUps() // followups.go
 	for _, a := range pageAssets {
 		s.echo.GET("/assets/"+a.name, a.serve)
 	}
@@ -57,10 +56,15 @@ func (s *Server) registerPage() {
 // shellView is the data of the page shell.
 type shellView struct {
 	CustomerID string
-	Auth       bool   // whether the page must ask for a key
-	Problem    string // why the customer id in the URL cannot be shown
-	AssetCSS   string
-	AssetJS    string
+	// The team leads' follow-ups page: its filters, and the fragment the
+	// script loads.
+	FollowUps   bool
+	Team, Owner string
+	PanelSrc    string
+	Auth        bool   // whether the page must ask for a key
+	Problem     string // why the customer id in the URL cannot be shown
+	AssetCSS    string
+	AssetJS     string
 }
 
 // pageHome serves the shell with only the search box. The search form is a
@@ -185,6 +189,14 @@ func (s *Server) pagePanel(c echo.Context) error {
 	v.Timeline = tl
 	v.Empty = len(events) == 0
 	s.addLiveFacts(c, &v, p, now)
+	if s.cfg.FollowUps != nil {
+		if items, err := s.cfg.FollowUps.CustomerFollowUps(ctx, id); err != nil {
+			s.log.Warn("page: unable to read the follow-ups", "error", err)
+		} else {
+			v.addFollowUps(items, now)
+		}
+	}
+	v.Decisions = s.lastDecisions(c, id, now)
 	return s.renderHTML(c, http.StatusOK, "panel", v)
 }
 
@@ -196,7 +208,7 @@ func (s *Server) addLiveFacts(c echo.Context, v *panelView, p *dedupe.Policy, no
 		return
 	}
 	req := dedupe.Request{CustomerID: v.CustomerID, Channel: contact.Call, Purpose: "service"}
-	results, err := s.cfg.Checker.Check(c.Request().Context(), []dedupe.Request{req}, check.Options{Policy: p})
+	results, err := s.cfg.Checker.Check(c.Request().Context(), []dedupe.Request{req}, check.Options{Policy: p, NoAudit: true})
 	if err != nil || len(results) != 1 || hasCode(results[0].Reasons, dedupe.CodeUnavailable) {
 		s.log.Warn("page: unable to read claims and suppression lists", "error", err)
 		v.LiveProblem = "Active calls and do-not-call lists could not be checked right now. Use “Can I call now?” before calling."
@@ -214,6 +226,47 @@ func (s *Server) addLiveFacts(c echo.Context, v *panelView, p *dedupe.Policy, no
 			v.Suppressions = append(v.Suppressions, reasonView{Code: r.Code, Message: r.Message, List: r.List, Expires: stampPtr(r.ExpiresAt, now)})
 		}
 	}
+}
+
+// pageDecisions is how many of the last checks the page shows, and
+// pageDecisionsWait how long it waits for them.
+const (
+	pageDecisions     = 5
+	pageDecisionsWait = 2 * time.Second
+)
+
+// lastDecisions reads the customer's last checks of the day from the audit
+// trail; none when it cannot be read in time (the page shows the rest).
+func (s *Server) lastDecisions(c echo.Context, id string, now time.Time) []decisionView {
+	if s.cfg.Decisions == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(c.Request().Context(), pageDecisionsWait)
+	defer cancel()
+	recs, _, err := s.cfg.Decisions.Decisions(ctx, id, now.Add(-24*time.Hour), pageDecisions)
+	if err != nil {
+		s.log.Warn("page: unable to read the last checks", "error", err)
+		return nil
+	}
+	var out []decisionView
+	for _, r := range recs {
+		if r.Kind != dedupe.RecordCheck || r.Request == nil {
+			continue
+		}
+		v := decisionView{At: newStamp(r.Time, now), Who: r.Role, Campaign: r.Request.Campaign, Allowed: r.Allowed}
+		if r.Request.Agent != "" {
+			v.Who = r.Request.Agent
+		}
+		var codes []string
+		for _, x := range r.Reasons {
+			if !x.Warning && !slices.Contains(codes, x.Code) {
+				codes = append(codes, x.Code)
+			}
+		}
+		v.Codes = strings.Join(codes, ", ")
+		out = append(out, v)
+	}
+	return out
 }
 
 // pageCheck answers "Can I call now?" with the verdict of POST /v1/check,
@@ -268,371 +321,4 @@ func (s *Server) pageCheck(c echo.Context) error {
 		v.Reasons = append(v.Reasons, rv)
 	}
 	return s.renderHTML(c, http.StatusOK, "verdict", v)
-}
-
-// stamp is a time as the page shows it: relative to now and absolute in
-// UTC. The script rewrites both in the agent's local time.
-type stamp struct {
-	ISO string // RFC 3339, for <time datetime>
-	Abs string // "Mon 23 Nov 2026 09:00 UTC"
-	Rel string // "2h ago", "in 3d"
-	Day string // "23 Nov 2026"
-}
-
-func newStamp(t, now time.Time) stamp {
-	t = t.UTC()
-	return stamp{ISO: t.Format(time.RFC3339), Abs: t.Format("Mon 2 Jan 2006 15:04 UTC"), Rel: dedupe.Ago(t, now), Day: t.Format("2 Jan 2006")}
-}
-
-func stampPtr(t *time.Time, now time.Time) *stamp {
-	if t == nil {
-		return nil
-	}
-	s := newStamp(*t, now)
-	return &s
-}
-
-func money(p *contact.Money) string {
-	if p == nil {
-		return ""
-	}
-	return p.String()
-}
-
-func hasCode(rs []dedupe.Reason, code string) bool {
-	for _, r := range rs {
-		if r.Code == code {
-			return true
-		}
-	}
-	return false
-}
-
-var channelNames = map[contact.Channel]string{
-	contact.Call: "Call", contact.SMS: "SMS", contact.Email: "Email",
-	contact.Mail: "Letter", contact.Visit: "Visit", contact.Chat: "Chat",
-}
-
-// channelActions complete "you may … now".
-var channelActions = map[contact.Channel]string{
-	contact.Call: "call", contact.SMS: "send an SMS", contact.Email: "send an email",
-	contact.Mail: "send a letter", contact.Visit: "visit", contact.Chat: "start a chat",
-}
-
-// optChannelNames complete "Opted out of …".
-var optChannelNames = map[contact.Channel]string{
-	contact.Call: "calls", contact.SMS: "SMS", contact.Email: "email",
-	contact.Mail: "letters", contact.Visit: "visits", contact.Chat: "chat",
-}
-
-// optOutNames say what an opt-out of a channel stops.
-var optOutNames = map[contact.Channel]string{
-	contact.Call: "No calls", contact.SMS: "No SMS", contact.Email: "No email",
-	contact.Mail: "No letters", contact.Visit: "No visits", contact.Chat: "No chat",
-}
-
-var reasonLabels = map[string]string{
-	dedupe.CodeOptedOut:         "Opted out",
-	dedupe.CodeDoNotCall:        "Do-not-call list",
-	dedupe.CodeClaimed:          "Someone is calling now",
-	dedupe.CodeOpenComplaint:    "Open complaint",
-	dedupe.CodeQuietHours:       "Quiet hours",
-	dedupe.CodeRecentContact:    "Contacted recently",
-	dedupe.CodeFrequencyCap:     "Contacted too often",
-	dedupe.CodeAlreadyPurchased: "Already bought",
-	dedupe.CodeBetterOffer:      "A better offer stands",
-	dedupe.CodeUnavailable:      "History unavailable",
-}
-
-// Outcome tones colour the outcome pill.
-var outcomeTones = map[string]string{
-	"sale": "good", "connected": "info", "delivered": "info", "sent": "info", "callback_requested": "info",
-	"voicemail": "muted", "no_answer": "muted", "busy": "muted",
-	"refused": "bad", "bounced": "bad", "complaint": "bad",
-}
-
-// panelView is the data of the customer panel.
-type panelView struct {
-	CustomerID   string
-	CheckURL     string // where the check form posts
-	Complaints   []complaintView
-	Claims       []claimView
-	Suppressions []reasonView
-	LiveProblem  string // claims and lists could not be read
-	Products     []productView
-	Offers       []offerView
-	OptOuts      []optOutView
-	LastContacts []lastContactView
-	Timeline     timelineView
-	Empty        bool // nothing on record
-	// For the check form.
-	Channels       []option
-	Purposes       []option
-	ProductChoices []string
-	Currency       string
-}
-
-type option struct{ Value, Label string }
-
-type complaintView struct {
-	CaseID, Owner, Summary string
-	Opened                 stamp
-	Product                string
-}
-
-type claimView struct {
-	Agent, Campaign string
-	Until           stamp
-}
-
-type productView struct {
-	Product, Price, OrderID string
-	Bought                  stamp
-}
-
-type offerView struct {
-	Product, Price, Channel, Campaign, Agent string
-	Made, Expires                            stamp
-}
-
-type optOutView struct {
-	What, Reason string
-	Since        stamp
-}
-
-type lastContactView struct {
-	Channel, Icon, Agent, Outcome string
-	At                            stamp
-}
-
-type reasonView struct {
-	Code, Label, Message, List string
-	Warning                    bool
-	Expires                    *stamp
-}
-
-type timelineView struct {
-	CustomerID string
-	Events     []eventView
-	Next       string // before= of the next page, when there may be one
-}
-
-// eventView is one timeline entry, ready to render.
-type eventView struct {
-	ID        string
-	Kind      string // contact, purchase, complaint, complaint-resolved, opt
-	Icon      string // the id of its icon in the page's sprite
-	Title     string
-	Direction string // outbound or inbound, for contacts
-	Agent     string
-	Team      string
-	Outcome   string
-	Tone      string // the outcome's colour
-	Summary   string // a complaint's summary or an opt-out's reason
-	Note      string // "since resolved", for a complaint no longer open
-	Facts     []fact
-	At        stamp
-}
-
-type fact struct {
-	Name, Value string
-	Until       *stamp // an offer's expiry
-}
-
-// newEventView prepares e for the timeline; open holds the case ids of the
-// complaints still open, so that an old complaint reads as such.
-func newEventView(e *contact.Event, open map[string]bool, now time.Time) eventView {
-	v := eventView{ID: e.ID, At: newStamp(e.At, now), Agent: e.Agent, Team: e.Team}
-	add := func(name, value string) {
-		if value != "" {
-			v.Facts = append(v.Facts, fact{Name: name, Value: value})
-		}
-	}
-	switch e.Type {
-	case contact.TypeContact:
-		v.Kind, v.Icon, v.Title = "contact", "i-"+string(e.Channel), channelNames[e.Channel]
-		v.Direction = string(e.Direction)
-		if v.Direction == "" {
-			v.Direction = string(contact.Outbound)
-		}
-		v.Outcome = strings.ReplaceAll(e.Outcome, "_", " ")
-		v.Tone = outcomeTones[e.Outcome]
-		add("Campaign", e.Campaign)
-		add("Purpose", e.Purpose)
-		add("Product", e.Product)
-		if o := e.Offer; o != nil {
-			f := fact{Name: "Offer", Value: money(o.Price), Until: stampPtr(o.ExpiresAt, now)}
-			if f.Value == "" {
-				f.Value = o.ID
-			}
-			v.Facts = append(v.Facts, f)
-		}
-	case contact.TypePurchase:
-		v.Kind, v.Icon, v.Title = "purchase", "i-purchase", "Bought "+e.Product
-		add("Price", money(e.Price))
-		add("Order", e.OrderID)
-		add("Channel", channelNames[e.Channel])
-	case contact.TypeComplaint:
-		v.Kind, v.Icon, v.Title = "complaint", "i-complaint", "Complaint opened"
-		switch {
-		case e.Status == contact.ComplaintResolved:
-			v.Kind, v.Icon, v.Title = "complaint-resolved", "i-resolved", "Complaint resolved"
-		case !open[e.CaseID]:
-			v.Kind, v.Note = "complaint-closed", "since resolved"
-		}
-		v.Summary = e.Summary
-		add("Case", e.CaseID)
-		add("Owner", e.Owner)
-		add("Product", e.Product)
-	case contact.TypeOptOut, contact.TypeOptIn:
-		what := "all channels"
-		if e.Channel != "" {
-			what = optChannelNames[e.Channel]
-		}
-		v.Kind, v.Icon, v.Title = "opt", "i-optout", "Opted out of "+what
-		if e.Type == contact.TypeOptIn {
-			v.Icon, v.Title = "i-optin", "Opted in to "+what
-		}
-		v.Summary = e.Reason
-	default:
-		v.Kind, v.Icon, v.Title = "contact", "i-info", string(e.Type)
-	}
-	if v.Title == "" {
-		v.Title = string(e.Channel)
-	}
-	return v
-}
-
-func newPanelView(id string, st *contact.State, p *dedupe.Policy, now time.Time) panelView {
-	v := panelView{CustomerID: id, CheckURL: "/customers/" + url.PathEscape(id) + "/check"}
-	for _, e := range st.OpenComplaints() {
-		v.Complaints = append(v.Complaints, complaintView{CaseID: e.CaseID, Owner: e.Owner, Summary: e.Summary, Product: e.Product, Opened: newStamp(e.At, now)})
-	}
-	// The oldest open complaint has waited longest: it leads.
-	slices.SortStableFunc(v.Complaints, func(a, b complaintView) int { return strings.Compare(a.Opened.ISO, b.Opened.ISO) })
-
-	products := map[string]bool{}
-	for product, e := range st.Purchases {
-		v.Products = append(v.Products, productView{Product: product, Price: money(e.Price), OrderID: e.OrderID, Bought: newStamp(e.At, now)})
-		products[product] = true
-	}
-	slices.SortFunc(v.Products, func(a, b productView) int {
-		if c := strings.Compare(b.Bought.ISO, a.Bought.ISO); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Product, b.Product)
-	})
-
-	for _, e := range st.Offers { // newest first
-		o := e.Offer
-		if o == nil {
-			continue
-		}
-		expires := e.At.Add(p.OfferWindow())
-		if o.ExpiresAt != nil {
-			expires = *o.ExpiresAt
-		}
-		if !expires.After(now) {
-			continue
-		}
-		v.Offers = append(v.Offers, offerView{Product: e.Product, Price: money(o.Price), Channel: channelNames[e.Channel],
-			Campaign: e.Campaign, Agent: e.Agent, Made: newStamp(e.At, now), Expires: newStamp(expires, now)})
-		if o.Price != nil && v.Currency == "" {
-			v.Currency = o.Price.Currency
-		}
-		if e.Product != "" {
-			products[e.Product] = true
-		}
-	}
-
-	// An opt-out of every channel shows on each channel: show it once.
-	seen := map[string]bool{}
-	for _, ch := range contact.Channels {
-		e, ok := st.OptOutInForce(ch)
-		if !ok {
-			continue
-		}
-		what := optOutNames[ch]
-		if e.Channel == "" {
-			if seen[e.ID] {
-				continue
-			}
-			seen[e.ID] = true
-			what = "No contact on any channel"
-		}
-		v.OptOuts = append(v.OptOuts, optOutView{What: what, Reason: e.Reason, Since: newStamp(e.At, now)})
-	}
-
-	for _, ch := range contact.Channels {
-		if e, ok := st.LastContacts[ch]; ok {
-			v.LastContacts = append(v.LastContacts, lastContactView{Channel: channelNames[ch], Icon: "i-" + string(ch), Agent: e.Agent,
-				Outcome: strings.ReplaceAll(e.Outcome, "_", " "), At: newStamp(e.At, now)})
-		}
-	}
-	slices.SortStableFunc(v.LastContacts, func(a, b lastContactView) int { return strings.Compare(b.At.ISO, a.At.ISO) })
-
-	for _, ch := range contact.Channels {
-		v.Channels = append(v.Channels, option{string(ch), channelNames[ch]})
-	}
-	for _, p := range contact.Purposes {
-		v.Purposes = append(v.Purposes, option{p, strings.ToUpper(p[:1]) + p[1:]})
-	}
-	for product := range products {
-		v.ProductChoices = append(v.ProductChoices, product)
-	}
-	slices.Sort(v.ProductChoices)
-	return v
-}
-
-// verdictView is the answer to "Can I call now?".
-type verdictView struct {
-	Allowed     bool
-	Blocking    int
-	Warnings    int
-	Reasons     []reasonView
-	Request     dedupe.Request
-	ChannelName string
-	Action      string // "call", "send an SMS"…
-	Price       string
-	Checked     stamp
-}
-
-// pageAsset is an embedded file served with a strong ETag, so that a
-// browser revalidates it cheaply.
-type pageAsset struct {
-	name, contentType string
-	body              []byte
-	etag              string
-}
-
-var pageAssets = func() map[string]*pageAsset {
-	m := map[string]*pageAsset{}
-	for name, ct := range map[string]string{"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8"} {
-		body, err := fs.ReadFile(webFiles, "web/"+name)
-		if err != nil {
-			panic(err)
-		}
-		sum := sha256.Sum256(body)
-		m[name] = &pageAsset{name: name, contentType: ct, body: body, etag: `"` + hex.EncodeToString(sum[:8]) + `"`}
-	}
-	return m
-}()
-
-// assetURL names an asset with its hash, so that a new build is never
-// served a stale copy.
-func assetURL(name string) string {
-	a := pageAssets[name]
-	return "/assets/" + name + "?v=" + strings.Trim(a.etag, `"`)
-}
-
-func (a *pageAsset) serve(c echo.Context) error {
-	h := c.Response().Header()
-	h.Set(echo.HeaderContentType, a.contentType)
-	h.Set("ETag", a.etag)
-	h.Set(echo.HeaderCacheControl, "no-cache")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if match := c.Request().Header.Get("If-None-Match"); match == a.etag {
-		return c.NoContent(http.StatusNotModified)
-	}
-	return c.Blob(http.StatusOK, a.contentType, a.body)
 }

@@ -20,12 +20,13 @@ func TestLimitersStayBounded(t *testing.T) {
 		}
 	}
 	// A bucket that has refilled is forgotten first: it is as good as new.
+	// Callers were idle for an hour when the busy one and a new one come.
 	l = newLimiters(RateLimits{RoleAdmin: {PerSecond: 1, Burst: 1}}, nil)
-	l.allow("busy", RoleAdmin, now)
-	for i := range maxLimiters {
+	for i := range maxLimiters - 1 {
 		l.allow("idle "+strconv.Itoa(i), RoleAdmin, now.Add(-time.Hour))
 	}
-	l.allow("new", RoleAdmin, now)
+	l.allow("busy", RoleAdmin, now)
+	l.allow("new", RoleAdmin, now) // the map is full: the idle are swept
 	if ok, wait := l.allow("busy", RoleAdmin, now); ok || wait <= 0 {
 		t.Errorf("the busy caller was forgotten: allowed %v, wait %v", ok, wait)
 	}

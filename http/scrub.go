@@ -89,7 +89,7 @@ func (s *Server) scrub(c echo.Context) error {
 	w.sum = scrubSummary{Blocked: map[string]int{}, Policy: req.policyName}
 	start := time.Now()
 	err = s.cfg.Checker.Scrub(c.Request().Context(), check.ScrubOptions{
-		Defaults: req.defaults, Currency: req.currency, Policy: req.policy, Batch: s.cfg.Lists.ScrubBatch, InFlight: s.cfg.Lists.ScrubInFlight,
+		Defaults: req.defaults, Currency: req.currency, Policy: req.policy, PolicyName: req.policyName, Caller: callerOf(c), Batch: s.cfg.Lists.ScrubBatch, InFlight: s.cfg.Lists.ScrubInFlight,
 	}, w.reader(cols), w.emit)
 	err = w.finish(err)
 	if err != nil && c.Request().Context().Err() != nil {

@@ -59,6 +59,12 @@ type Config struct {
 	Keys  *Keys
 	Now   func() time.Time // default time.Now
 	Ready []Check
+	// Decisions, if set, reads the audit trail back for
+	// GET /v1/customers/{id}/decisions and the agent page.
+	Decisions DecisionReader
+	// FollowUps, if set, serves GET /v1/followups, the team leads' page
+	// and the follow-up line of the agent page's complaints.
+	FollowUps FollowUpLister
 	// Epoch, if set, serves POST /v1/admin/epoch, by which an operator
 	// acknowledges a store reset.
 	Epoch EpochAdmin
@@ -133,6 +139,8 @@ func New(cfg Config) *Server {
 	e.POST("/v1/check/batch", s.checkBatch, s.authorize(RoleDialer, RoleAgent))
 	e.DELETE("/v1/claims/:token", s.releaseClaim, s.authorize(RoleDialer))
 	e.POST("/v1/admin/epoch", s.newEpoch, s.authorize(RoleAdmin))
+	e.DELETE("/v1/customers/:id", s.forget, s.authorize(RoleAdmin))
+	e.GET("/v1/customers/:id/decisions", s.decisions, s.authorize(RoleAgent))
 	s.registerLists() // lists.go: list scrubs and suppression lists
 	s.registerPage()  // page.go: the agent's web page
 	return s

@@ -20,25 +20,27 @@ type inflight struct {
 	ok      bool          // applied, and its bad messages dead-lettered
 	applied int
 	dead    int
+	erased  int // events dated up to an erasure of their customer, dropped
 }
 
-// launch applies batch in a goroutine of its own.
-func (c *Consumer) launch(ctx context.Context, batch []kafka.Message) *inflight {
+// launch applies batch in a goroutine of its own, which releases applying
+// once the batch is applied or given up.
+func (c *Consumer) launch(ctx context.Context, batch []kafka.Message, applying <-chan struct{}) *inflight {
 	p := &inflight{batch: batch, start: time.Now(), done: make(chan struct{})}
 	// Finish the batch even if ctx ends now, but not forever.
 	p.finish, p.cancel = stopAfter(ctx, c.cfg.StopTimeout)
 	go func() {
 		defer close(p.done)
 		p.ok = c.process(p)
+		<-applying
 	}()
 	return p
 }
 
 // commitInOrder commits the batches of queue in order, each once it is
-// applied, and frees its slot. After a batch that was given up (ctx ended
-// before it could be applied), none is committed: their messages will be
-// delivered again.
-func (c *Consumer) commitInOrder(queue <-chan *inflight, slots <-chan struct{}) {
+// applied. After a batch that was given up (ctx ended before it could be
+// applied), none is committed: their messages will be delivered again.
+func (c *Consumer) commitInOrder(queue <-chan *inflight) {
 	gaveUp := false
 	for p := range queue {
 		<-p.done
@@ -47,7 +49,6 @@ func (c *Consumer) commitInOrder(queue <-chan *inflight, slots <-chan struct{}) 
 			c.commit(p)
 		}
 		p.cancel()
-		<-slots
 	}
 }
 
@@ -74,7 +75,12 @@ func (c *Consumer) process(p *inflight) bool {
 	}
 	p.applied = len(events)
 	for i, err := range refused {
-		if err != nil {
+		switch {
+		case err == nil:
+		case contact.ErrorCode(err) == contact.EGone:
+			p.erased++
+			p.applied--
+		default:
 			dead = append(dead, deadLetter(from[i], err))
 			p.applied--
 		}
@@ -105,6 +111,7 @@ func (c *Consumer) commit(p *inflight) {
 	c.applied.Add(int64(p.applied))
 	c.metrics.Applied.Add(float64(p.applied))
 	c.metrics.DeadLettered.Add(float64(p.dead))
+	c.metrics.Erased.Add(float64(p.erased))
 	c.metrics.BatchSeconds.Observe(time.Since(p.start).Seconds())
 	for _, m := range lastPerPartition(p.batch) {
 		c.metrics.Lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition)).Set(float64(max(0, m.HighWaterMark-m.Offset-1)))

@@ -48,11 +48,7 @@ type ConsumerConfig struct {
 	DLQTopic  string        // dead-letter topic; required
 	BatchSize int           // most messages applied in one pipeline; default 500
 	BatchWait time.Duration // how long a batch waits to fill after its first message; default 5ms
-	// InFlight is how many batches are applied at once, while the next is
-	// fetched: Redis is kept busy while a batch is fetched, decoded and
-	// committed. Commits stay in order. Default 2.
-	InFlight int
-	MaxWait  time.Duration // how long a fetch waits at the broker for data; default 250ms
+	MaxWait   time.Duration // how long a fetch waits at the broker for data; default 250ms
 	// StopTimeout bounds how long a stopping consumer keeps trying to
 	// finish its batch in flight; default 10s.
 	StopTimeout time.Duration
@@ -121,9 +117,6 @@ func NewConsumer(cfg ConsumerConfig, store Applier) (*Consumer, error) {
 	}
 	if cfg.BatchWait <= 0 {
 		cfg.BatchWait = 5 * time.Millisecond
-	}
-	if cfg.InFlight <= 0 {
-		cfg.InFlight = 2
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 250 * time.Millisecond
@@ -243,22 +236,22 @@ func (c *Consumer) Healthy(ctx context.Context) error {
 // only if the consumer cannot go on. Run closes the consumer when it
 // returns.
 //
-// Fetching, applying and committing overlap: up to InFlight batches are
-// applied at once while the next is fetched, and a committer commits them
-// in the order they were fetched. Applying is independent of the order of
-// events, so two batches may be applied at once; offsets are committed
-// only once every batch before them is.
+// Fetching, applying and committing overlap: while a batch is applied,
+// the next is fetched and the one before it committed, so that Redis need
+// not wait for Kafka. Batches are applied one at a time, in order (the
+// follow-ups the store derives after a batch are read and then written, not
+// merged), and committed in order once applied.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.running.Store(true)
 	defer c.running.Store(false)
 	defer c.close()
 	c.log.Info("consumer started", "topics", c.cfg.Topics, "group", c.cfg.Group)
-	slots := make(chan struct{}, c.cfg.InFlight)
-	queue := make(chan *inflight, c.cfg.InFlight)
+	applying := make(chan struct{}, 1) // held while a batch is applied
+	queue := make(chan *inflight, 2)   // applied or being applied, in order, for the committer
 	committed := make(chan struct{})
 	go func() {
 		defer close(committed)
-		c.commitInOrder(queue, slots)
+		c.commitInOrder(queue)
 	}()
 	defer func() {
 		close(queue)
@@ -268,8 +261,8 @@ func (c *Consumer) Run(ctx context.Context) error {
 	for {
 		batch, err := c.fetch(ctx)
 		if len(batch) > 0 {
-			slots <- struct{}{} // a batch in flight ends within StopTimeout of ctx
-			queue <- c.launch(ctx, batch)
+			applying <- struct{}{} // the batch before ends within StopTimeout of ctx
+			queue <- c.launch(ctx, batch, applying)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -321,7 +314,7 @@ func (c *Consumer) apply(ctx context.Context, events []contact.Event) ([]error, 
 		}
 		var failed error
 		for _, err := range refused {
-			if err != nil && contact.ErrorCode(err) != contact.EConflict {
+			if code := contact.ErrorCode(err); err != nil && code != contact.EConflict && code != contact.EGone {
 				failed = err
 			}
 		}

@@ -9,6 +9,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type Metrics struct {
 	Applied      prometheus.Counter
 	DeadLettered prometheus.Counter
+	Erased       prometheus.Counter
 	Retries      *prometheus.CounterVec
 	BatchSeconds prometheus.Histogram
 	Lag          *prometheus.GaugeVec
@@ -19,10 +20,13 @@ type Metrics struct {
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		Applied: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "outreach_events_applied_total", Help: "Events applied to the timeline store.",
+			Name: "outreach_events_applied_total", Help: "Events applied to the timeline store (a redelivery counts again; applying it changes nothing).",
 		}),
 		DeadLettered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "outreach_events_dead_lettered_total", Help: "Messages sent to the dead-letter topic.",
+		}),
+		Erased: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "outreach_events_erased_total", Help: "Events dropped because their customer was erased after them (a replay, or events late to arrive).",
 		}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "outreach_consumer_retries_total", Help: "Failed attempts that the consumer retried, by step.",
@@ -36,7 +40,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"topic", "partition"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Applied, m.DeadLettered, m.Retries, m.BatchSeconds, m.Lag)
+		reg.MustRegister(m.Applied, m.DeadLettered, m.Erased, m.Retries, m.BatchSeconds, m.Lag)
 	}
 	return m
 }

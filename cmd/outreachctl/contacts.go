@@ -37,7 +37,7 @@ func (a *app) contactsCommand() *cobra.Command {
 		Long:  contactsLong,
 		Example: `  outreachctl contacts c42
   outreachctl contacts c42 --limit 200
-  outreachctl contacts c42 --before 2026-11-01T00:00:00Z`,
+  outreachctl contacts c42 --before NEXT   # the cursor the previous page printed`,
 		Args: args("CUSTOMER"),
 		RunE: a.runE(func(cmd *cobra.Command, args []string) error {
 			return a.contacts(cmd.Context(), args[0], &o)
@@ -45,7 +45,7 @@ func (a *app) contactsCommand() *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.limit, "limit", 50, "most events to show, 1 to 1000")
-	f.StringVar(&o.before, "before", "", "show only events before this RFC 3339 time (the previous page's last)")
+	f.StringVar(&o.before, "before", "", "show the page after this cursor, which the previous page printed")
 	f.BoolVar(&o.json, "json", false, "print the server's JSON answer")
 	return cmd
 }
@@ -69,7 +69,7 @@ func (a *app) contacts(ctx context.Context, customer string, o *contactsOptions)
 	}
 	q := url.Values{"limit": {strconv.Itoa(o.limit)}}
 	if o.before != "" {
-		if _, err := contact.ParseTime("before", o.before); err != nil {
+		if _, err := contact.ParseCursor("before", o.before); err != nil {
 			return flagError(err)
 		}
 		q.Set("before", o.before)

@@ -194,7 +194,8 @@ func (a *app) rootCommand() *cobra.Command {
 	f.StringVar(&a.progressMode, "progress", "auto", "progress on stderr: auto (a bar on a terminal, else plain lines), bar, plain or none")
 	f.DurationVar(&a.progressEvery, "progress-every", defaultEvery, "how often plain progress lines are printed")
 
-	root.AddCommand(a.scrubCommand(), a.checkCommand(), a.contactsCommand(), a.eventsCommand(), a.suppressCommand())
+	root.AddCommand(a.scrubCommand(), a.checkCommand(), a.contactsCommand(), a.eventsCommand(), a.suppressCommand(),
+		a.auditCommand(), a.forgetCommand())
 	return root
 }
 

@@ -142,7 +142,7 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"scrub summary and only allowed", []string{"scrub", list, "--summary-only", "--only-allowed"}, "do not go together"},
 		{"scrub to an unwritable place", []string{"scrub", list, "-o", filepath.Join(t.TempDir(), "no", "dir", "out.csv")}, "cannot write -o"},
 		{"contacts limit", []string{"contacts", "c1", "--limit", "0"}, "--limit must be from 1 to 1000"},
-		{"contacts before", []string{"contacts", "c1", "--before", "yesterday"}, "--before must be an RFC 3339 time"},
+		{"contacts before", []string{"contacts", "c1", "--before", "yesterday"}, "--before is not a cursor from this API"},
 		{"events without subcommand", []string{"events"}, "missing command"},
 		{"events unknown subcommand", []string{"events", "push", "x"}, `unknown command "push"`},
 		{"events batch", []string{"events", "send", list, "--batch", "1001"}, "--batch must be from 1 to 1000"},

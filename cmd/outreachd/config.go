@@ -39,6 +39,10 @@ type Config struct {
 	KafkaTopics       []string
 	KafkaGroup        string
 	DLQTopic          string
+	DecisionsTopic    string
+	Audit             string // best-effort, required or off
+	AuditBuffer       int
+	Instance          string
 	KafkaPartitions   int
 	BatchSize         int
 	BatchWait         time.Duration
@@ -149,6 +153,28 @@ func settings() []setting {
 		{"OUTREACH_KAFKA_GROUP", "kafka-group", "outreach", "consumer group", func(c *Config, v string) error {
 			c.KafkaGroup = v
 			return nonEmpty(v)
+		}},
+		{"OUTREACH_KAFKA_DECISIONS_TOPIC", "kafka-decisions-topic", "outreach.decisions", "topic of the audit trail: a record of every live check, scrub and erasure", func(c *Config, v string) error {
+			c.DecisionsTopic = v
+			return nonEmpty(v)
+		}},
+		{"OUTREACH_AUDIT", "audit", "best-effort", "best-effort: records never slow or fail a check, and those Kafka cannot take are dropped and counted; required: a check that cannot be recorded answers unavailable; off", func(c *Config, v string) error {
+			c.Audit = v
+			if v != "best-effort" && v != "required" && v != "off" {
+				return errors.New("must be best-effort, required or off")
+			}
+			return nil
+		}},
+		{"OUTREACH_AUDIT_BUFFER", "audit-buffer", "10000", "decision records held for the background writer (best-effort mode); past it they are dropped and counted", func(c *Config, v string) (err error) {
+			c.AuditBuffer, err = positiveInt(v)
+			return err
+		}},
+		{"OUTREACH_INSTANCE", "instance", "", "the name of this process in audit records; empty is the host name", func(c *Config, v string) error {
+			c.Instance = v
+			if v == "" {
+				c.Instance, _ = os.Hostname()
+			}
+			return contact.ValidText("", c.Instance)
 		}},
 		{"OUTREACH_KAFKA_DLQ_TOPIC", "kafka-dlq-topic", "outreach.events.dlq", "dead-letter topic", func(c *Config, v string) error {
 			c.DLQTopic = v

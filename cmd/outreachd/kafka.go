@@ -35,7 +35,28 @@ func (m *Main) openKafka(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return stream.EnsureTopics(ctx, m.brokers, cfg.KafkaPartitions, append(append([]string{}, cfg.KafkaTopics...), cfg.DLQTopic)...)
+	return stream.EnsureTopics(ctx, m.brokers, cfg.KafkaPartitions, append(append([]string{}, cfg.KafkaTopics...), cfg.DLQTopic, cfg.DecisionsTopic)...)
+}
+
+// newAuditor starts the writer of the audit trail, unless OUTREACH_AUDIT is
+// off; Close flushes it.
+func (m *Main) newAuditor() *stream.AuditWriter {
+	cfg := m.Config
+	if cfg.Audit == "off" {
+		m.Logger.Warn("the audit trail is off (OUTREACH_AUDIT=off): no record of the decisions is kept")
+		return nil
+	}
+	a := stream.NewAuditWriter(stream.AuditConfig{
+		Brokers: m.brokers, Topic: cfg.DecisionsTopic, Required: cfg.Audit == "required", Buffer: cfg.AuditBuffer,
+		Logger: m.Logger, Registry: m.reg,
+	})
+	m.closers = append(m.closers, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		m.close("audit trail", func() error { return a.Close(ctx) })
+		return nil
+	})
+	return a
 }
 
 // newConsumer builds the consumer of the events topics, in group (the

@@ -159,10 +159,17 @@ func (m *Main) Run(ctx context.Context) error {
 // newAPI builds the HTTP API over the check service.
 func (m *Main) newAPI(defaults contact.Defaults, consumer *stream.Consumer) *httpapi.Server {
 	cfg := m.Config
-	checks := check.New(check.Config{
+	ccfg := check.Config{
 		Store: m.store, Policy: m.policy.Load, Defaults: defaults, Timeout: cfg.CheckTimeout,
 		Logger: m.Logger, Metrics: check.NewMetrics(m.reg),
-	})
+		AuditRequired: cfg.Audit == "required", Instance: cfg.Instance, Events: m.producer,
+	}
+	var decisions httpapi.DecisionReader
+	if a := m.newAuditor(); a != nil {
+		ccfg.Auditor = a
+		decisions = &stream.AuditReader{Brokers: m.brokers, Topic: cfg.DecisionsTopic}
+	}
+	checks := check.New(ccfg)
 	return httpapi.New(httpapi.Config{
 		Timelines: m.store,
 		Producer:  m.producer,
@@ -170,6 +177,7 @@ func (m *Main) newAPI(defaults contact.Defaults, consumer *stream.Consumer) *htt
 		Defaults:  defaults,
 		Keys:      m.keys,
 		Epoch:     m.store,
+		Decisions: decisions,
 		Ready: []httpapi.Check{
 			{Name: "redis", Role: httpapi.ReadyAPI, Check: m.store.Ping},
 			{Name: "store", Role: httpapi.ReadyAPI, Check: m.store.EpochSample},

@@ -44,13 +44,14 @@ func testEnv(t *testing.T) (map[string]string, *testenv.Redis, *testenv.Kafka) {
 	t.Helper()
 	r, k := testenv.NewRedis(t), testenv.NewKafka(t)
 	env := map[string]string{
-		"OUTREACH_HTTP_ADDR":       "127.0.0.1:0",
-		"OUTREACH_KAFKA_BROKERS":   strings.Join(k.Brokers, ","),
-		"OUTREACH_KAFKA_TOPICS":    k.Topic(t, "events", 3),
-		"OUTREACH_KAFKA_DLQ_TOPIC": k.Topic(t, "dlq", 1),
-		"OUTREACH_KAFKA_GROUP":     "g-" + testenv.Unique(t),
-		"OUTREACH_MAX_EVENTS":      "100000",
-		"OUTREACH_API_KEYS_FILE":   keysFile(t),
+		"OUTREACH_HTTP_ADDR":             "127.0.0.1:0",
+		"OUTREACH_KAFKA_BROKERS":         strings.Join(k.Brokers, ","),
+		"OUTREACH_KAFKA_TOPICS":          k.Topic(t, "events", 3),
+		"OUTREACH_KAFKA_DLQ_TOPIC":       k.Topic(t, "dlq", 1),
+		"OUTREACH_KAFKA_DECISIONS_TOPIC": k.Topic(t, "decisions", 3),
+		"OUTREACH_KAFKA_GROUP":           "g-" + testenv.Unique(t),
+		"OUTREACH_MAX_EVENTS":            "100000",
+		"OUTREACH_API_KEYS_FILE":         keysFile(t),
 	}
 	for _, kv := range r.DaemonEnv() {
 		key, value, _ := strings.Cut(kv, "=")

@@ -50,10 +50,20 @@ func (m *Main) openStore(ctx, bgCtx context.Context) (contact.Defaults, error) {
 // against a hung server; the client's own timeouts are only a backstop for
 // calls without one, long enough for a scrub's large pipelines.
 func newRedisClient(cfg Config, addrs []string) goredis.UniversalClient {
-	return goredis.NewUniversalClient(&goredis.UniversalOptions{
-		Addrs: addrs, Password: cfg.RedisPassword, IsClusterMode: cfg.RedisCluster,
-		DialTimeout: 2 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, MaxRetries: 1,
-		ContextTimeoutEnabled: true,
+	const dial, rw = 2 * time.Second, 10 * time.Second
+	if !cfg.RedisCluster {
+		return goredis.NewClient(&goredis.Options{
+			Addr: addrs[0], Password: cfg.RedisPassword, DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw,
+			MaxRetries: 1, ContextTimeoutEnabled: true,
+		})
+	}
+	return goredis.NewClusterClient(&goredis.ClusterOptions{
+		Addrs: addrs, Password: cfg.RedisPassword, DialTimeout: dial, ReadTimeout: rw, WriteTimeout: rw,
+		MaxRetries: 1, ContextTimeoutEnabled: true,
+		// A pipeline that meets a dead master does not reload the slot
+		// map; without a short interval, checks of its slots would stay
+		// unavailable for a minute after a replica took over.
+		ClusterStateReloadInterval: time.Second,
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -15,6 +16,7 @@ import (
 
 // applyScript stores one event of a customer, atomically:
 //
+//   - the tombstone of an erasure: an event dated up to it is dropped;
 //   - the id index: a second event with a stored id is a redelivery (the same
 //     digest: nothing changes) or a conflict (the first version stands);
 //   - the history entry, trimmed to the retention and the count limit,
@@ -26,12 +28,12 @@ import (
 //   - the recent outbound contacts and the offers, trimmed by age and count;
 //   - the claim the event's contact was made under, released.
 //
-// KEYS: history, ids, state, recent, offers, claim.
+// KEYS: history, ids, state, recent, offers, claim, tombstone.
 // ARGV: now, retention, maxEvents, id, digest, score, member, nslots,
 // then per slot: field, binding ("1"/"0"), value (order key length (2 bytes),
 // order key, record); then recent id, recent horizon, recent max; then
 // offer member, offer expiry, offer max; then the claim prefix.
-// It returns 0 (applied), 1 (a redelivery) or 2 (a conflict).
+// It returns 0 (applied), 1 (a redelivery), 2 (a conflict) or 3 (erased).
 var applyScript = goredis.NewScript(`
 local function gt(a, b)
   local n = math.min(#a, #b)
@@ -52,6 +54,8 @@ local function gone(ids, members)
 end
 local h, ids, st, rc, of, claim = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local now, ttl, maxev = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local tomb = redis.call('GET', KEYS[7])
+if tomb and tonumber(ARGV[6]) <= tonumber(tomb) then return 3 end
 local score = tonumber(ARGV[6])
 local keep = score >= now - ttl
 -- The id index: HSETNX both looks the id up and, for a new event kept in
@@ -139,6 +143,7 @@ const (
 	applied    = 0
 	redelivery = 1
 	conflict   = 2
+	erased     = 3
 )
 
 // Apply stores events, which must be normalized, in one pipeline of one
@@ -146,18 +151,58 @@ const (
 // nothing but key TTLs, and the state it ends in does not depend on the
 // order of the events.
 //
-// It returns one error per event: nil; an EConflict error for an event
-// whose id is stored with other content (the stored one stands); or an
-// EInternal error when Redis refused that event alone (a key of the wrong
+// A forget event erases the customer (erase.go), in its place among the
+// events. It returns one error per event: nil; an EConflict error for an
+// event whose id is stored with other content (the stored one stands); an
+// EGone error for an event dated up to an erasure of its customer, which is
+// dropped; or an EInternal error when Redis refused that event alone (a key of the wrong
 // type, a script error), which applying it again will likely not mend. The
 // second result is an EUnavailable error when Redis cannot be reached or
 // cannot take writes at all (a timeout, a lost connection, out of memory,
 // loading, a cluster without a master): nothing is to blame on an event,
 // and the batch is to be applied again. On any failure some events may have
 // been applied; applying them all again is safe.
+//
+// Then the follow-ups of the customers whose open complaints the events may
+// have changed are derived again (followup.go).
 func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, error) {
+	errs := make([]error, 0, len(events))
+	var follow []string
+	for len(events) > 0 {
+		// A forget event erases what came before it, in order.
+		n := 0
+		for n < len(events) && events[n].Type != contact.TypeForget {
+			n++
+		}
+		part, customers, err := s.applyEvents(ctx, events[:n])
+		if err != nil {
+			return nil, err
+		}
+		errs = append(errs, part...)
+		follow = append(follow, customers...)
+		if n < len(events) {
+			if err := s.erase(ctx, events[n].CustomerID, events[n].At); err != nil {
+				return nil, err
+			}
+			errs = append(errs, nil)
+			follow = append(follow, events[n].CustomerID)
+			n++
+		}
+		events = events[n:]
+	}
+	slices.Sort(follow)
+	if err := s.syncFollowUps(ctx, slices.Compact(follow)); err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// applyEvents applies events, none of them a forget event, in one pipeline.
+// It returns the customers whose follow-ups the events may have changed:
+// those of a complaint, and those with follow-ups of an outbound contact.
+func (s *Store) applyEvents(ctx context.Context, events []contact.Event) ([]error, []string, error) {
 	if len(events) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	now := s.now()
 	limits := s.limits()
@@ -166,6 +211,16 @@ func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, err
 	for i := range events {
 		keys, args := s.applyArgs(&events[i], now.UnixMilli(), limits)
 		cmds[i] = applyScript.EvalSha(ctx, pipe, keys, args...)
+	}
+	var follow []string
+	contacted := map[string]*goredis.IntCmd{} // after the scripts: a pipeline runs in order
+	for i := range events {
+		switch e := &events[i]; {
+		case e.Type == contact.TypeComplaint:
+			follow = append(follow, e.CustomerID)
+		case e.IsOutboundContact() && contacted[e.CustomerID] == nil:
+			contacted[e.CustomerID] = pipe.Exists(ctx, s.followKey(e.CustomerID))
+		}
 	}
 	_, _ = pipe.Exec(ctx) // each command's error is looked at below
 	errs := make([]error, len(events))
@@ -176,23 +231,33 @@ func (s *Store) Apply(ctx context.Context, events []contact.Event) ([]error, err
 		case isNoScript(err):
 			// Redis lost its scripts (a restart): load them and go again.
 			if err := s.LoadScripts(ctx); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
-			return s.Apply(ctx, events)
+			return s.applyEvents(ctx, events)
 		case err != nil && !refusal(err):
-			return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply %d events: %w", len(events), err))
+			return nil, nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply %d events: %w", len(events), err))
 		case err != nil:
 			errs[i] = &contact.Error{Code: contact.EInternal, Message: "the store refused the event", Err: err}
 			refused++
 		case n == conflict:
 			errs[i] = &contact.Error{Code: contact.EConflict, Field: "id", Message: "an event with this id and other content is stored already; ids must be unique"}
+		case n == erased:
+			errs[i] = &contact.Error{Code: contact.EGone, Message: "the customer was erased after this event"}
 		}
 	}
 	if refused > 1 && refused == len(events) {
 		// Every event refused alike is the server's fault, not theirs.
-		return nil, contact.Unavailable("redis", fmt.Errorf("store: Redis refused all %d events: %w", len(events), errs[0]))
+		return nil, nil, contact.Unavailable("redis", fmt.Errorf("store: Redis refused all %d events: %w", len(events), errs[0]))
 	}
-	return errs, nil
+	for c, cmd := range contacted {
+		if err := cmd.Err(); err != nil {
+			return nil, nil, contact.Unavailable("redis", fmt.Errorf("store: unable to apply %d events: %w", len(events), err))
+		}
+		if cmd.Val() > 0 {
+			follow = append(follow, c)
+		}
+	}
+	return errs, follow, nil
 }
 
 // refusal reports whether err is Redis refusing one event for what it is
@@ -215,7 +280,7 @@ func isNoScript(err error) bool {
 // applyArgs builds the keys and arguments of applyScript for e.
 func (s *Store) applyArgs(e *contact.Event, now int64, l contact.Limits) ([]string, []any) {
 	id := e.CustomerID
-	keys := []string{s.key(id, kindHistory), s.key(id, kindIDs), s.key(id, kindState), s.key(id, kindRecent), s.key(id, kindOffers), s.claimKey(id)}
+	keys := []string{s.key(id, kindHistory), s.key(id, kindIDs), s.key(id, kindState), s.key(id, kindRecent), s.key(id, kindOffers), s.claimKey(id), s.tombKey(id)}
 	record := encodeRecord(nil, e)
 	at := e.At.UnixMilli()
 	args := make([]any, 0, 20)

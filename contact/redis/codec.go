@@ -18,7 +18,7 @@ import (
 //
 //	record  = version type field*
 //	version = 0x01
-//	type    = 'c' contact | 'p' purchase | 'x' complaint | 'o' opt_out | 'i' opt_in | 'f' profile
+//	type    = 'c' contact | 'p' purchase | 'x' complaint | 'o' opt_out | 'i' opt_in | 'f' profile | 'e' forget
 //	field   = tag value, in increasing tag order, each at most once but phone
 //	str     = uvarint length, then that many bytes
 //	money   = uvarint minor units, then the 3-letter currency
@@ -44,7 +44,7 @@ const recordVersion = 1
 
 var typeCodes = map[contact.Type]byte{
 	contact.TypeContact: 'c', contact.TypePurchase: 'p', contact.TypeComplaint: 'x',
-	contact.TypeOptOut: 'o', contact.TypeOptIn: 'i', contact.TypeProfile: 'f',
+	contact.TypeOptOut: 'o', contact.TypeOptIn: 'i', contact.TypeProfile: 'f', contact.TypeForget: 'e',
 }
 
 const (

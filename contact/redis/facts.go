@@ -30,6 +30,7 @@ func (s *Store) Facts(ctx context.Context, lookups []contact.Lookup) []contact.F
 		take   *goredis.BoolCmd   // nil unless the lookup claims
 		holder *goredis.StringCmd
 		claim  contact.Claim
+		fus    func() ([]contact.FollowUp, error) // nil unless the lookup asks
 	}
 	pipe := s.rdb.Pipeline()
 	sup := s.queueSuppressions(ctx, pipe, lookups)
@@ -50,6 +51,9 @@ func (s *Store) Facts(ctx context.Context, lookups []contact.Lookup) []contact.F
 			p.take = pipe.SetNX(ctx, key, value, l.ClaimTTL)
 		}
 		p.holder = pipe.Get(ctx, key)
+		if l.FollowUps {
+			p.fus = s.queueFollowUps(ctx, pipe, l.CustomerID)
+		}
 	}
 	_, _ = pipe.Exec(ctx) // each command's error is looked at below
 
@@ -60,6 +64,9 @@ func (s *Store) Facts(ctx context.Context, lookups []contact.Lookup) []contact.F
 		var f contact.Facts
 		if err == nil {
 			f, err = s.facts(p.state, p.take, p.holder, sup, i)
+		}
+		if err == nil && p.fus != nil {
+			f.FollowUps, err = p.fus()
 		}
 		if p.take != nil && p.take.Err() == nil && p.take.Val() {
 			f.Taken = &p.claim

@@ -71,6 +71,7 @@ type Store struct {
 	limitsFn  func() contact.Limits
 	epoch     bool
 	reset     atomic.Bool // a check met a lost epoch since the last NewEpoch
+	listCache listsCache  // the suppression lists in force (suppress_read.go)
 	now       func() time.Time
 	log       *slog.Logger
 }

@@ -4,14 +4,19 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/contact/redis"
 	"github.com/outreach/outreach/dedupe"
 	checksvc "github.com/outreach/outreach/dedupe/check"
+	"github.com/outreach/outreach/internal/testenv"
 )
 
 // entries yields es, then err if it is not nil.
@@ -139,9 +144,8 @@ func TestReplaceSuppressions(t *testing.T) {
 	if n := r.Client.HLen(ctx, r.Prefix+"{c:c2}:dnc").Val(); n != 1 {
 		t.Errorf("c2 has %d suppression fields, want 1", n)
 	}
-	keys := r.Keys(t, r.Prefix+"{l:dnc}:*")
-	if len(keys) != 2 { // meta and the member set in force
-		t.Errorf("list keys = %v, want the meta and one member set", keys)
+	if gens := memberSetGenerations(t, r, "dnc"); len(gens) != 1 {
+		t.Errorf("member sets of generations %v, want those of the one in force", gens)
 	}
 
 	// An empty replace empties the list but keeps it.
@@ -199,8 +203,8 @@ func TestFailedLoadsChangeNothing(t *testing.T) {
 	if keys := r.Keys(t, r.Prefix+"{c:n*"); len(keys) != 0 {
 		t.Errorf("failed loads left %d keys, such as %s", len(keys), keys[0])
 	}
-	if keys := r.Keys(t, r.Prefix+"{l:dnc}:*"); len(keys) != 2 {
-		t.Errorf("list keys = %v, want the meta and one member set", keys)
+	if gens := memberSetGenerations(t, r, "dnc"); len(gens) != 1 {
+		t.Errorf("member sets of generations %v, want those of the one in force", gens)
 	}
 }
 
@@ -359,5 +363,68 @@ func TestConcurrentReplacesLastStartedWins(t *testing.T) {
 	}
 	if n := r.Client.HLen(ctx, r.Prefix+"{c:first}:dnc").Val(); n != 0 {
 		t.Errorf("the losing replace left %d fields", n)
+	}
+}
+
+// memberSetGenerations returns the generations of list that have member
+// sets in Redis.
+func memberSetGenerations(tb testing.TB, r *testenv.Redis, list string) []string {
+	tb.Helper()
+	gens := map[string]bool{}
+	for _, k := range r.Keys(tb, r.Prefix+"{l:"+list+":*}:m:*") {
+		gens[k[strings.LastIndex(k, ":")+1:]] = true
+	}
+	return slices.Sorted(maps.Keys(gens))
+}
+
+// TestAnAdditionIsAllOrNothing: a Redis failure in the middle of an
+// addition, while it writes its entries or when it puts them in force,
+// leaves none of them in force.
+func TestAnAdditionIsAllOrNothing(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		fault func(c testenv.RESPCommand) bool
+	}{
+		{"while writing", func(c testenv.RESPCommand) bool {
+			return c.Name == "HSET" && strings.HasSuffix(c.Args[0], "{c:add-1500}:dnc")
+		}},
+		{"when putting it in force", func(c testenv.RESPCommand) bool {
+			return c.Name == "EVALSHA" && len(c.Args) > 2 && strings.HasSuffix(c.Args[2], "{dnc}:lists")
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := testenv.NewSingleRedis(t)
+			p := testenv.NewRESPProxy(t, r.Addr)
+			rdb := goredis.NewClient(&goredis.Options{Addr: p.Addr, MaxRetries: -1})
+			defer rdb.Close()
+			s := redis.New(rdb, redis.Options{Prefix: r.Prefix, Now: func() time.Time { return t0 }})
+			ctx := context.Background()
+			replace(t, s, "dnc", byID("old", ""))
+			if err := s.LoadScripts(ctx); err != nil { // so that the script runs as EVALSHA
+				t.Fatal(err)
+			}
+			many := make([]dedupe.Suppression, 3000)
+			for i := range many {
+				many[i] = byID(fmt.Sprint("add-", i), "")
+			}
+			p.Fail(tt.fault)
+			if _, err := s.AddSuppressions(ctx, "dnc", entries(nil, many...)); contact.ErrorCode(err) != contact.EUnavailable {
+				t.Fatalf("AddSuppressions with a fault = %v, want unavailable", err)
+			}
+			if p.Failed() == 0 {
+				t.Fatal("the fault was not hit")
+			}
+			p.Fail(nil)
+			for _, id := range []string{"add-0", "add-1499", "add-2999"} {
+				if got := suppressedBy(t, s, id, "", t0); got != "" {
+					t.Errorf("%s is in force after a failed addition: %q", id, got)
+				}
+			}
+			if got := suppressedBy(t, s, "old", "", t0); got != "dnc" {
+				t.Errorf("the list's old entry: %q, want dnc", got)
+			}
+		})
 	}
 }

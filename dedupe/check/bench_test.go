@@ -14,6 +14,7 @@ import (
 	"github.com/outreach/outreach/dedupe"
 	"github.com/outreach/outreach/dedupe/check"
 	"github.com/outreach/outreach/internal/testenv"
+	"github.com/outreach/outreach/stream"
 )
 
 // seedTimelines stores n customers with about 30 events each over the last
@@ -135,4 +136,46 @@ func BenchmarkCheck(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*len(reqs))/b.Elapsed().Seconds(), "checks/s")
 	})
+}
+
+// BenchmarkCheckAudit measures live checks with the audit trail off (the
+// baseline), best-effort and required, against Kafka (real with
+// OUTREACH_TEST_KAFKA_BROKERS set) and Redis (OUTREACH_TEST_REDIS_ADDR).
+// Each sub-benchmark reports its records written and dropped per check.
+func BenchmarkCheckAudit(b *testing.B) {
+	r := testenv.NewRedis(b)
+	k := testenv.NewKafka(b)
+	s := redis.New(r.Client, redis.Options{Prefix: r.Prefix})
+	const customers = 2000
+	seedTimelines(b, s, customers)
+	for _, mode := range []string{"off", "best-effort", "required"} {
+		b.Run(mode, func(b *testing.B) {
+			cfg := check.Config{Store: s, Policy: dedupe.DefaultPolicy, Instance: "bench"}
+			var w *stream.AuditWriter
+			if mode != "off" {
+				w = stream.NewAuditWriter(stream.AuditConfig{Brokers: k.Brokers, Topic: k.Topic(b, "decisions", 6), Required: mode == "required"})
+				cfg.Auditor, cfg.AuditRequired = w, mode == "required"
+			}
+			svc := check.New(cfg)
+			b.SetParallelism(16) // many dialers at once: required mode waits on Kafka
+			b.RunParallel(func(pb *testing.PB) {
+				rng := rand.New(rand.NewPCG(rand.Uint64(), 0))
+				for pb.Next() {
+					req := dedupe.Request{CustomerID: fmt.Sprint("cust-", rng.IntN(customers)), Channel: contact.Call}
+					if _, err := svc.Check(context.Background(), []dedupe.Request{req}, check.Options{}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "checks/s")
+			if w != nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				w.Close(ctx)
+				written, dropped := w.Counts()
+				b.ReportMetric(float64(written)/float64(b.N), "written/check")
+				b.ReportMetric(float64(dropped)/float64(b.N), "dropped/check")
+			}
+		})
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,8 +34,12 @@ type ScrubOptions struct {
 	// currency of Defaults.Offer, or else the service's default.
 	Currency string
 	Policy   *dedupe.Policy // nil: the policy in force
-	Batch    int            // rows per store round trip
-	InFlight int            // batches checked at once
+	// PolicyName names the policy for the audit trail: live, a preset's
+	// name, or inline.
+	PolicyName string
+	Caller     Caller // who asks, for the audit trail
+	Batch      int    // rows per store round trip
+	InFlight   int    // batches checked at once
 	// BatchSize closes a batch early when its rows hold this many bytes,
 	// so that memory stays bounded whatever the rows hold.
 	BatchSize int
@@ -71,6 +76,9 @@ type Verdict struct {
 // 2×InFlight batches, whatever the length of the list.
 func (s *Service) Scrub(ctx context.Context, o ScrubOptions, next func() (Row, error), emit func(v []Verdict, end error) error) error {
 	o = o.withDefaults(s)
+	sum := dedupe.ScrubSummary{Blocked: map[string]int{}, Policy: o.PolicyName}
+	defer func() { s.auditScrub(context.WithoutCancel(ctx), o.Caller, sum, o.Policy.Version()) }()
+	emit = tally(&sum, emit)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ordered := make(chan *scrubBatch, o.InFlight)
@@ -103,6 +111,37 @@ func (s *Service) Scrub(ctx context.Context, o ScrubOptions, next func() (Row, e
 		}
 	}
 	return ctx.Err()
+}
+
+// tally counts the verdicts emit is handed into sum.
+func tally(sum *dedupe.ScrubSummary, emit func([]Verdict, error) error) func([]Verdict, error) error {
+	return func(vs []Verdict, end error) error {
+		for i := range vs {
+			sum.Rows++
+			switch v := &vs[i]; {
+			case v.Invalid != nil:
+				sum.Invalid++
+			case v.Result.Allowed:
+				sum.Allowed++
+			default:
+				for _, code := range blockingCodes(&v.Result) {
+					sum.Blocked[code]++
+				}
+			}
+		}
+		return emit(vs, end)
+	}
+}
+
+// blockingCodes returns the distinct codes of the reasons that block r.
+func blockingCodes(r *dedupe.Result) []string {
+	var codes []string
+	for _, x := range r.Reasons {
+		if !x.Warning && !slices.Contains(codes, x.Code) {
+			codes = append(codes, x.Code)
+		}
+	}
+	return codes
 }
 
 func (o ScrubOptions) withDefaults(s *Service) ScrubOptions {

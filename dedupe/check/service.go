@@ -8,7 +8,10 @@ package check
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/outreach/outreach/contact"
@@ -39,6 +42,16 @@ type Config struct {
 	Now     func() time.Time // default time.Now
 	Logger  *slog.Logger
 	Metrics *Metrics // nil counts nothing
+	// Auditor, if set, keeps the audit trail: a record of every live
+	// check, of every scrub and of every erasure. With AuditRequired, a
+	// check that cannot be recorded answers unavailable.
+	Auditor       Auditor
+	AuditRequired bool
+	Instance      string   // names this process in audit records
+	Events        Producer // writes forget events; nil: Forget fails
+	// FollowUps reads the index of open complaints to follow up; nil:
+	// FollowUps fails.
+	FollowUps FollowUpIndex
 }
 
 // Service answers checks and scrubs. It is safe for concurrent use.
@@ -81,6 +94,11 @@ func (e *IndexError) Unwrap() error { return e.Err }
 type Options struct {
 	// Policy replaces the policy in force (a what-if scrub); nil uses it.
 	Policy *dedupe.Policy
+	// Caller is who asks, for the audit trail.
+	Caller Caller
+	// NoAudit leaves the checks out of the audit trail: they are not
+	// decisions anyone acts on (the agent page's look at claims and lists).
+	NoAudit bool
 }
 
 // Check answers reqs, in order. Each request is normalized first; an
@@ -100,7 +118,11 @@ func (s *Service) Check(ctx context.Context, reqs []dedupe.Request, o Options) (
 	if p == nil {
 		p = s.cfg.Policy()
 	}
-	return s.decide(ctx, p, reqs, now, s.cfg.Timeout), nil
+	results := s.decide(ctx, p, reqs, now, s.cfg.Timeout)
+	if !o.NoAudit {
+		s.audit(ctx, o, p, reqs, results, now)
+	}
+	return results, nil
 }
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
@@ -162,11 +184,18 @@ func lookup(r *dedupe.Request, p *dedupe.Policy, now time.Time) contact.Lookup {
 	if r.Product != "" && r.Offer != nil && r.Offer.Price != nil {
 		l.OfferProducts = []string{r.Product}
 	}
+	l.FollowUps = r.Agent != "" && slices.Contains(contact.FollowUpPurposes, r.Purpose)
 	if r.Claim {
 		l.Claim = &contact.Claim{Agent: r.Agent, Campaign: r.Campaign, ExpiresAt: now.Add(p.ClaimTTL())}
 		l.ClaimTTL = p.ClaimTTL()
 	}
 	return l
+}
+
+func newID() string {
+	b := make([]byte, 12)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }
 
 // release gives back the claim of a blocked check. It expires at its TTL

@@ -3,6 +3,7 @@ package check_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"strings"
@@ -39,7 +40,10 @@ func newEnv(tb testing.TB, policy *dedupe.Policy) *env {
 	if policy == nil {
 		policy = dedupe.DefaultPolicy()
 	}
-	svc := check.New(check.Config{Store: store, Policy: func() *dedupe.Policy { return policy }, Now: func() time.Time { return t0 }, Logger: log})
+	// A generous timeout: these tests are about decisions, and run in
+	// parallel under the race detector on a shared machine.
+	svc := check.New(check.Config{Store: store, Policy: func() *dedupe.Policy { return policy }, Now: func() time.Time { return t0 }, Logger: log,
+		Timeout: 5 * time.Second})
 	return &env{store: store, svc: svc, r: r, logs: logs}
 }
 
@@ -369,3 +373,101 @@ func newEnvWithPolicy(tb testing.TB, yaml string) *env {
 }
 
 func goredisZ(score float64, member string) goredis.Z { return goredis.Z{Score: score, Member: member} }
+
+// trail is an audit trail in memory, that fails when told to.
+type trail struct {
+	mu   sync.Mutex
+	recs []dedupe.Record
+	err  error
+	slow time.Duration // how long Kafka takes to answer, unless the context ends first
+}
+
+func (t *trail) Record(ctx context.Context, recs []dedupe.Record) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(t.slow):
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
+		return t.err
+	}
+	t.recs = append(t.recs, recs...)
+	return nil
+}
+
+func withTrail(tb testing.TB, tr *trail, required bool) *env {
+	tb.Helper()
+	e := newEnv(tb, nil)
+	e.svc = check.New(check.Config{Store: e.store, Policy: dedupe.DefaultPolicy, Now: func() time.Time { return t0 },
+		Auditor: tr, AuditRequired: required, Instance: "test-1"})
+	return e
+}
+
+// TestEveryLiveCheckIsRecorded: a record per check of a batch, with who
+// asked, the request without its phone, the answer, every reason with its
+// evidence, the claim and the policy's version.
+func TestEveryLiveCheckIsRecorded(t *testing.T) {
+	t.Parallel()
+	tr := &trail{}
+	e := withTrail(t, tr, false)
+	e.apply(t, ev("k1", "contact", "c1", t0.Add(-2*time.Hour), func(e *contact.Event) { e.Team = "retention"; e.Campaign = "winback" }))
+	res, err := e.svc.Check(context.Background(), []dedupe.Request{
+		{CustomerID: "c1", Channel: contact.Call, Campaign: "autumn", Team: "sales-north", Phone: "+4791234567"},
+		{CustomerID: "c2", Channel: contact.Call, Claim: true, Agent: "dialer-7"},
+	}, check.Options{Caller: check.Caller{Role: "dialer", KeyID: "abc123"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tr.recs) != 2 {
+		t.Fatalf("%d records, want 2", len(tr.recs))
+	}
+	r := tr.recs[0]
+	if r.Kind != dedupe.RecordCheck || r.Role != "dialer" || r.KeyID != "abc123" || r.Instance != "test-1" || r.Policy != "default" ||
+		r.Allowed || r.Request.Campaign != "autumn" || r.Request.Team != "sales-north" {
+		t.Errorf("record = %+v", r)
+	}
+	if len(r.Reasons) != 1 || r.Reasons[0].Code != "recent_contact" || r.Reasons[0].EventIDs[0] != "k1" ||
+		r.Reasons[0].Team != "retention" || r.Reasons[0].Campaign != "winback" {
+		t.Errorf("reasons = %+v, want recent_contact with its evidence k1 of team retention", r.Reasons)
+	}
+	if b, _ := json.Marshal(r); strings.Contains(string(b), "4791234567") {
+		t.Errorf("the record holds the phone number: %s", b)
+	}
+	if r := tr.recs[1]; !r.Allowed || r.Claim == "" || r.Claim != res[1].Claim.Token {
+		t.Errorf("second record = %+v, want the claim's token", r)
+	}
+}
+
+// TestRequiredAuditFailsClosed: in required mode a check that cannot be
+// recorded is unavailable, and the claim it took is released; in
+// best-effort mode it is answered.
+func TestRequiredAuditFailsClosed(t *testing.T) {
+	t.Parallel()
+	for _, required := range []bool{true, false} {
+		e := withTrail(t, &trail{err: errors.New("kafka is down")}, required)
+		res := e.check(t, dedupe.Request{CustomerID: "c1", Channel: contact.Call, Claim: true})[0]
+		if required {
+			if res.Allowed || res.Claim != nil || codes(res) != "unavailable" {
+				t.Errorf("required: allowed=%v %q claim %v, want unavailable without a claim", res.Allowed, codes(res), res.Claim)
+			}
+			testenv.Eventually(t, 5*time.Second, "the claim is released", func() bool {
+				return e.r.Client.Exists(context.Background(), e.r.Prefix+"{c:c1}:claim").Val() == 0
+			})
+		} else if !res.Allowed || res.Claim == nil {
+			t.Errorf("best effort: allowed=%v claim %v, want the check answered", res.Allowed, res.Claim)
+		}
+	}
+}
+
+// TestRequiredAuditWaitsNoLongerThanTheCheck: in required mode a check
+// waits for its record at most the check's timeout, then is unavailable.
+func TestRequiredAuditWaitsNoLongerThanTheCheck(t *testing.T) {
+	t.Parallel()
+	e := withTrail(t, &trail{slow: 5 * time.Second}, true)
+	res := e.check(t, dedupe.Request{CustomerID: "c1", Channel: contact.Call})[0]
+	if res.Allowed || codes(res) != "unavailable" {
+		t.Errorf("allowed=%v %q, want unavailable once the check's timeout has passed", res.Allowed, codes(res))
+	}
+}

@@ -168,6 +168,7 @@
 
   // ---- the panel ---------------------------------------------------------
   function panelURL(before) {
+    if (panel.dataset.src) return panel.dataset.src; // the follow-ups page
     let url = '/customers/' + encodeURIComponent(panel.dataset.customer) + '/panel';
     if (before) url += '?before=' + encodeURIComponent(before);
     return url;

@@ -29,6 +29,9 @@ func GenEvent(t *rapid.T, label string) contact.Event {
 	switch r {
 	case 0, 1:
 		e.Type, e.Channel = contact.TypeContact, channel
+		e.Agent = rapid.SampledFrom([]string{"", "a1", "a2"}).Draw(t, label+".agent")
+		e.Purpose = rapid.SampledFrom([]string{"", "sales", "service", "recovery"}).Draw(t, label+".purpose")
+		e.Direction = rapid.SampledFrom([]contact.Direction{contact.Outbound, contact.Outbound, contact.Inbound}).Draw(t, label+".direction")
 		if r == 1 {
 			e.Product = "p"
 			e.Offer = &contact.Offer{Price: &contact.Money{Minor: int64(rapid.IntRange(1, 5).Draw(t, label+".price")) * 100, Currency: "EUR"}}
@@ -38,6 +41,8 @@ func GenEvent(t *rapid.T, label string) contact.Event {
 	case 3:
 		e.Type, e.CaseID = contact.TypeComplaint, "k"+fmt.Sprint(rapid.IntRange(0, 2).Draw(t, label+".case"))
 		e.Status = rapid.SampledFrom([]string{contact.ComplaintOpened, contact.ComplaintResolved}).Draw(t, label+".status")
+		e.Owner = rapid.SampledFrom([]string{"", "a1", "a2"}).Draw(t, label+".owner")
+		e.Team = rapid.SampledFrom([]string{"t1", "t2"}).Draw(t, label+".team")
 	case 4:
 		e.Type = contact.TypeOptOut
 		if rapid.Bool().Draw(t, label+".all") {

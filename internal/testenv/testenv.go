@@ -128,8 +128,30 @@ func (r *Redis) cleanup(tb testing.TB) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// One key per DEL: keys of several slots may not share a command.
-	err := r.scan(ctx, r.Prefix+"*", func(node *goredis.Client, key string) error { return node.Del(ctx, key).Err() })
+	// One key per UNLINK, for keys of several slots may not share a
+	// command; pipelined per node, as a test may leave many keys.
+	var mu sync.Mutex
+	pipes := map[*goredis.Client]goredis.Pipeliner{}
+	err := r.scan(ctx, r.Prefix+"*", func(node *goredis.Client, key string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		p, ok := pipes[node]
+		if !ok {
+			p = node.Pipeline()
+			pipes[node] = p
+		}
+		p.Unlink(ctx, key)
+		if p.Len() < 1000 {
+			return nil
+		}
+		_, err := p.Exec(ctx)
+		return err
+	})
+	for _, p := range pipes {
+		if _, perr := p.Exec(ctx); perr != nil && err == nil {
+			err = perr
+		}
+	}
 	if err != nil {
 		tb.Logf("testenv: deleting the keys under %q: %v", r.Prefix, err)
 	}
