@@ -271,8 +271,9 @@ func usedMemory(ctx context.Context, rdb *goredis.Client) (int64, error) {
 	return 0, errors.New("INFO memory has no used_memory")
 }
 
-// customerKinds are the keys the store keeps per customer (contact/redis).
-var customerKinds = []string{"h", "i", "s", "r", "f"}
+// customerKinds are the keys the store keeps per customer (contact/redis):
+// history, ids, state, recent contacts, offers and follow-ups.
+var customerKinds = []string{"h", "i", "s", "r", "f", "u"}
 
 // memory measures (7) what Redis holds per event and per customer: MEMORY
 // USAGE of every key of a sample of customers, against their stored

@@ -29,7 +29,7 @@ const (
 	benchSpan       = 90 * 24 * time.Hour // how far back events go
 )
 
-var benchKinds = []string{"h", "i", "s", "r", "f"}
+var benchKinds = []string{"h", "i", "s", "r", "f", "u"} // the keys of a customer, follow-ups (u) included
 
 // benchKey is the key the store writes e's history to, for the raw baseline.
 func benchKey(prefix string, e *contact.Event) string {
