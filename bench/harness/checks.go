@@ -48,8 +48,11 @@ func (e *env) startFloor(ctx context.Context) error {
 	if _, err := pipe.Exec(ctx); err != nil {
 		return err
 	}
-	var err error
-	e.floor, err = startFloor(ctx, e.bins["floor"], e.srv, e.names, e.pr)
+	bin, err := e.binary("floor")
+	if err != nil {
+		return err
+	}
+	e.floor, err = startFloor(ctx, bin, e.srv, e.names, e.pr)
 	return err
 }
 

@@ -65,11 +65,11 @@ func (c config) smoke() config {
 	c.Smoke = true
 	c.Customers, c.Events = 1000, 10_000
 	c.Rates, c.RateDuration = []int{200, 500}, 750*time.Millisecond
-	c.Workers, c.SatDuration = 8, time.Second
-	c.HistoryLens, c.HistoryCusts, c.HistoryDur = []int{10, 1000}, 2, time.Second
-	c.FreshRate, c.FreshDur, c.FreshProbes = 200, 2*time.Second, 10
+	c.Workers, c.SatDuration = 8, 600*time.Millisecond
+	c.HistoryLens, c.HistoryCusts, c.HistoryDur = []int{10, 1000}, 2, 600*time.Millisecond
+	c.FreshRate, c.FreshDur, c.FreshProbes = 200, 1500*time.Millisecond, 10
 	c.ScrubRows, c.Suppressed = 5000, 200
-	c.TimelineLen, c.TimelineDur, c.Settle = 1000, time.Second, 100*time.Millisecond
+	c.TimelineLen, c.TimelineDur, c.Settle = 1000, 600*time.Millisecond, 100*time.Millisecond
 	return c
 }
 

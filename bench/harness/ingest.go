@@ -51,8 +51,12 @@ func (e *env) seed(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bin, err := e.binary("outreachd")
+	if err != nil {
+		return err
+	}
 	e.pr.Printf("starting outreachd (prefix %s, topic %s)", e.names.prefix, e.names.topic)
-	if e.daemon, err = startOutreachd(ctx, e.bins["outreachd"], e.srv, e.names, e.pr); err != nil {
+	if e.daemon, err = startOutreachd(ctx, bin, e.srv, e.names, e.pr); err != nil {
 		return err
 	}
 	if cfg.has("ingest") {

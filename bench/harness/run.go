@@ -74,8 +74,10 @@ type env struct {
 	srv      *servers
 	names    *runNames
 	rdb      *goredis.Client
-	store    *redis.Store // the store outreachd runs, for seeding
-	bins     map[string]string
+	store    *redis.Store      // the store outreachd runs, for seeding
+	bins     map[string]string // once built is closed, with buildErr
+	built    chan struct{}
+	buildErr error
 	daemon   *proc
 	floor    *proc
 	res      *results
@@ -136,7 +138,8 @@ func run(ctx context.Context, cfg config, w io.Writer) (*results, error) {
 	return e.res, nil
 }
 
-// setUp builds outreachd and the floor, and connects to Redis.
+// setUp connects to Redis and builds outreachd and the floor in the
+// background, while the seed is produced: wait for them with binary.
 func (e *env) setUp(ctx context.Context, root string) error {
 	e.rdb = goredis.NewClient(&goredis.Options{Addr: e.srv.redis, PoolSize: 64, MaxRetries: -1,
 		ReadTimeout: 30 * time.Second, WriteTimeout: 30 * time.Second})
@@ -149,16 +152,33 @@ func (e *env) setUp(ctx context.Context, root string) error {
 		return err
 	}
 	e.pr.Printf("building outreachd and the floor server")
-	bins, err := build(ctx, root, dir, "cmd/outreachd", "bench/floor")
-	if err != nil {
-		return err
-	}
-	e.bins = map[string]string{"outreachd": bins[0], "floor": bins[1]}
+	e.built = make(chan struct{})
+	go func() {
+		defer close(e.built)
+		bins, err := build(ctx, root, dir, "cmd/outreachd", "bench/floor")
+		if err != nil {
+			e.buildErr = err
+			return
+		}
+		e.bins = map[string]string{"outreachd": bins[0], "floor": bins[1]}
+	}()
 	return nil
+}
+
+// binary returns the path of a built server, once the build is done.
+func (e *env) binary(name string) (string, error) {
+	<-e.built
+	if e.buildErr != nil {
+		return "", e.buildErr
+	}
+	return e.bins[name], nil
 }
 
 // cleanup stops the servers and deletes the run's keys and topics.
 func (e *env) cleanup() {
+	if e.built != nil {
+		<-e.built
+	}
 	for _, p := range []*proc{e.daemon, e.floor} {
 		if p != nil {
 			p.stop()
@@ -185,7 +205,7 @@ func (e *env) cleanup() {
 // deleteKeys unlinks every key under prefix.
 func deleteKeys(ctx context.Context, rdb *goredis.Client, prefix string) (int, error) {
 	n := 0
-	iter := rdb.Scan(ctx, 0, prefix+"*", 5000).Iterator()
+	iter := rdb.Scan(ctx, 0, prefix+"*", 20000).Iterator()
 	pipe := rdb.Pipeline()
 	for iter.Next(ctx) {
 		pipe.Unlink(ctx, iter.Val())

@@ -64,8 +64,11 @@ func (e *env) scrub(ctx context.Context) error {
 	// A fresh outreachd, so that its peak RSS is the scrub's and not what
 	// the load of the scenarios before left in its heap.
 	e.daemon.stop()
-	var err error
-	if e.daemon, err = startOutreachd(ctx, e.bins["outreachd"], e.srv, e.names, e.pr); err != nil {
+	bin, err := e.binary("outreachd")
+	if err != nil {
+		return err
+	}
+	if e.daemon, err = startOutreachd(ctx, bin, e.srv, e.names, e.pr); err != nil {
 		return err
 	}
 	rssBefore, _ := e.daemon.statusKB("VmRSS")
