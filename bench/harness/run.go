@@ -81,7 +81,6 @@ type env struct {
 	daemon   *proc
 	floor    *proc
 	res      *results
-	memStart int64 // used_memory before the seed
 }
 
 // run runs the scenarios of cfg and writes their results.
