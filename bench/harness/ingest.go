@@ -193,7 +193,7 @@ func figureOf(n int, first, last, began time.Time) ingestFigure {
 // outreach_events_applied_total.
 func (e *env) ingest(ctx context.Context, n int) (ingestFigure, error) {
 	began := time.Now()
-	deadline := began.Add(max(3*time.Minute, time.Duration(n/5000)*time.Second))
+	deadline := began.Add(max(8*time.Minute, time.Duration(n/2000)*time.Second)) // a loaded machine is slow
 	var t0 time.Time
 	var a0 float64
 	last := time.Now()
