@@ -44,6 +44,7 @@ type config struct {
 	TimelineDur  time.Duration `json:"timeline_duration"`
 	Settle       time.Duration `json:"settle"` // pause between two attacks
 	Keep         bool          `json:"-"`      // keep the keys and topics
+	Replot       bool          `json:"-"`      // only draw the plot of the results in OutDir again
 }
 
 func fullConfig() config {
@@ -103,6 +104,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.ScrubRows, "scrub-rows", 0, "rows of the scrubbed list (default 1000000)")
 	fs.DurationVar(&c.FreshDur, "freshness-duration", 0, "how long events are produced for freshness (default 20s)")
 	fs.BoolVar(&c.Keep, "keep", false, "keep the keys and topics at the end, for a look")
+	fs.BoolVar(&c.Replot, "replot", false, "run nothing: draw the plot of the results in -out again")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "usage: go run ./bench/harness [flags]")
 		fs.SetOutput(os.Stderr)

@@ -7,6 +7,7 @@
 //	go run ./bench/harness                      # the full run, about 8 minutes
 //	go run ./bench/harness -smoke               # 30 seconds, small sizes
 //	go run ./bench/harness -scenarios check,history -rate-duration 5s
+//	go run ./bench/harness -replot              # the plot of bench/results/latest.json again
 //
 // It uses the servers named by -redis and -kafka, else by
 // OUTREACH_TEST_REDIS_ADDR and OUTREACH_TEST_KAFKA_BROKERS, else those on
@@ -25,6 +26,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 )
 
@@ -36,6 +38,13 @@ func main() {
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "harness: %v\n", err)
 		os.Exit(2)
+	}
+	if cfg.Replot {
+		if err := replot(filepath.Join(cfg.OutDir, cfg.resultName()+".json"), cfg.PlotFile); err != nil {
+			fmt.Fprintf(os.Stderr, "harness: %v\n", err)
+			os.Exit(1)
+		}
+		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

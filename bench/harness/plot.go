@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,7 +21,7 @@ func plotCheck(r *results, file string) error {
 	p.Y.Label.Text = "latency (ms, log scale)"
 	p.Y.Scale = plot.LogScale{}
 	p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
-	p.Legend.Top, p.Legend.Left = true, true
+	p.Legend.Top, p.Legend.Left = false, false // bottom right: latencies are high at high rates
 	series := func(fs []loadFigure, q func(loadFigure) float64) plotter.XYs {
 		xys := make(plotter.XYs, 0, len(fs))
 		for _, f := range fs {
@@ -46,4 +47,20 @@ func plotCheck(r *results, file string) error {
 		return err
 	}
 	return p.Save(8*vg.Inch, 5*vg.Inch, file)
+}
+
+// replot draws the plot of the results in file again, without a run.
+func replot(resultsFile, plotFile string) error {
+	data, err := os.ReadFile(resultsFile)
+	if err != nil {
+		return err
+	}
+	var r results
+	if err := json.Unmarshal(data, &r); err != nil {
+		return fmt.Errorf("%s: %w", resultsFile, err)
+	}
+	if len(r.Check.Service) == 0 {
+		return fmt.Errorf("%s has no check rates to plot", resultsFile)
+	}
+	return plotCheck(&r, plotFile)
 }
