@@ -17,6 +17,7 @@ const (
 	ETooLarge     = "too_large"    // the body is over the limit
 	EUnsupported  = "unsupported"  // the content type is not accepted
 	ERateLimited  = "rate_limited" // the caller sent more requests than its role may
+	ETimeout      = "timeout"      // the caller stopped sending its request for too long
 	EUnavailable  = "unavailable"  // a dependency (Redis, Kafka) cannot be reached
 	EInternal     = "internal"     // a bug or an unexpected failure
 )
@@ -53,6 +54,12 @@ func Errorf(code, format string, args ...any) *Error {
 func Invalid(field, format string, args ...any) *Error {
 	return &Error{Code: EInvalid, Field: field, Message: fmt.Sprintf(format, args...)}
 }
+
+// ErrStoreReset is the cause of an EUnavailable error when the store has
+// lost its data (Redis came back empty): not an outage that passes by
+// itself, but one that lasts until a replay rebuilds the store or an
+// operator accepts the loss.
+var ErrStoreReset = errors.New("store: Redis lost its data; it stays unavailable until a replay rebuilds it or an operator acknowledges the loss")
 
 // Unavailable wraps a dependency failure. The cause is kept for logs only.
 func Unavailable(what string, err error) *Error {

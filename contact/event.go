@@ -275,7 +275,32 @@ func (e *Event) Normalize(d Defaults) error {
 	if e.Type != TypeProfile && (e.Timezone != "" || len(e.Phones) > 0) {
 		return Invalid("timezone", "belongs to a profile event only")
 	}
+	if err := e.validEnums(); err != nil {
+		return err
+	}
 	return e.normalizeType(d)
+}
+
+// validEnums checks the enumerated fields that e gives, whatever its type:
+// the store keeps them as indexes into their lists, so a value outside its
+// list would be stored undecodable, and the customer's checks would fail
+// closed on it from then on.
+func (e *Event) validEnums() error {
+	if e.Channel != "" {
+		if err := ValidChannel("channel", e.Channel); err != nil {
+			return err
+		}
+	}
+	if e.Direction != "" && e.Direction != Outbound && e.Direction != Inbound {
+		return Invalid("direction", "must be outbound or inbound; got %q", Clip(string(e.Direction)))
+	}
+	if e.Purpose != "" && !slices.Contains(Purposes, e.Purpose) {
+		return Invalid("purpose", "must be one of %s; got %q", strings.Join(Purposes, ", "), Clip(e.Purpose))
+	}
+	if e.Outcome != "" && !slices.Contains(Outcomes, e.Outcome) {
+		return Invalid("outcome", "must be one of %s; got %q", strings.Join(Outcomes, ", "), Clip(e.Outcome))
+	}
+	return nil
 }
 
 // normalizeType checks the fields that depend on e's type.
@@ -285,28 +310,12 @@ func (e *Event) normalizeType(d Defaults) error {
 		if e.Channel == "" {
 			return Invalid("channel", "is required for a contact")
 		}
-		if err := ValidChannel("channel", e.Channel); err != nil {
-			return err
-		}
-		switch e.Direction {
-		case "":
+		if e.Direction == "" {
 			e.Direction = Outbound
-		case Outbound, Inbound:
-		default:
-			return Invalid("direction", "must be outbound or inbound; got %q", Clip(string(e.Direction)))
-		}
-		if e.Purpose != "" && !slices.Contains(Purposes, e.Purpose) {
-			return Invalid("purpose", "must be one of %s; got %q", strings.Join(Purposes, ", "), Clip(e.Purpose))
-		}
-		if e.Outcome != "" && !slices.Contains(Outcomes, e.Outcome) {
-			return Invalid("outcome", "must be one of %s; got %q", strings.Join(Outcomes, ", "), Clip(e.Outcome))
 		}
 	case TypePurchase:
 		if e.Product == "" {
 			return Invalid("product", "is required for a purchase")
-		}
-		if e.Channel != "" {
-			return ValidChannel("channel", e.Channel)
 		}
 	case TypeComplaint:
 		if e.CaseID == "" {
@@ -318,10 +327,6 @@ func (e *Event) normalizeType(d Defaults) error {
 		case ComplaintOpened, ComplaintResolved:
 		default:
 			return Invalid("status", "must be opened or resolved; got %q", Clip(e.Status))
-		}
-	case TypeOptOut, TypeOptIn:
-		if e.Channel != "" {
-			return ValidChannel("channel", e.Channel)
 		}
 	case TypeProfile:
 		return e.normalizeProfile(d)

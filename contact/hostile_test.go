@@ -51,3 +51,31 @@ func TestCheckTime(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryTypeChecksItsEnums sends enumerated fields with values outside
+// their lists on events of types that do not use them: the store keeps
+// them as indexes, so one let through was stored undecodable, and every
+// check of the customer answered unavailable from then on.
+func TestEveryTypeChecksItsEnums(t *testing.T) {
+	const at = `"at":"2026-01-02T03:04:05Z"`
+	for name, tt := range map[string]struct{ in, field string }{
+		"channel of a complaint": {`{"id":"1","type":"complaint","customer_id":"c","case_id":"9",` + at + `,"channel":"fax"}`, "channel"},
+		"purpose of an opt-out":  {`{"id":"1","type":"opt_out","customer_id":"c",` + at + `,"purpose":"gossip"}`, "purpose"},
+		"outcome of a purchase":  {`{"id":"1","type":"purchase","customer_id":"c","product":"p",` + at + `,"outcome":"maybe"}`, "outcome"},
+		"direction of an opt-in": {`{"id":"1","type":"opt_in","customer_id":"c",` + at + `,"direction":"sideways"}`, "direction"},
+		"channel of a profile":   {`{"id":"1","type":"profile","customer_id":"c","timezone":"UTC",` + at + `,"channel":"fax"}`, "channel"},
+		"purpose of a complaint": {`{"id":"1","type":"complaint","customer_id":"c","case_id":"9",` + at + `,"purpose":"x"}`, "purpose"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := contact.Decode([]byte(tt.in), contact.Defaults{})
+			var ce *contact.Error
+			if !asError(err, &ce) || ce.Code != contact.EInvalid || ce.Field != tt.field {
+				t.Fatalf("Decode = %v, want invalid naming %q", err, tt.field)
+			}
+		})
+	}
+	ok := `{"id":"1","type":"complaint","customer_id":"c","case_id":"9",` + at + `,"channel":"call","purpose":"service","outcome":"complaint","direction":"inbound"}`
+	if _, err := contact.Decode([]byte(ok), contact.Defaults{}); err != nil {
+		t.Errorf("a complaint with valid enums: %v", err)
+	}
+}

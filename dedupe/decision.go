@@ -246,3 +246,15 @@ func Unavailable(p *Policy) Decision {
 	}
 	return Decision{Allowed: open, Reasons: []Reason{{Code: CodeUnavailable, Message: msg, Warning: open}}}
 }
+
+// StoreReset is the decision when the store has lost the facts (Redis came
+// back empty): Unavailable, with a reason that says why, as it lasts until
+// the store is rebuilt or an operator accepts the loss.
+func StoreReset(p *Policy) Decision {
+	d := Unavailable(p)
+	d.Reasons[0].Message = "the store was reset and has lost the contact history until it is rebuilt, so the contact is blocked to be safe"
+	if d.Allowed {
+		d.Reasons[0].Message = "the store was reset and has lost the contact history until it is rebuilt, so the contact was not checked"
+	}
+	return d
+}

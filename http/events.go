@@ -2,6 +2,7 @@ package http
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -43,15 +44,43 @@ func (s *Server) postEvents(c echo.Context) error {
 	events := make([]contact.Event, len(raws))
 	for i, raw := range raws {
 		e, err := contact.Decode(raw, s.cfg.Defaults)
+		if err == nil && e.Type == contact.TypeForget {
+			// An erasure is DELETE /v1/customers/{id}: role admin, audited.
+			err = contact.Invalid("type", "forget is not posted: erase a customer with DELETE /v1/customers/{id} (role admin)")
+		}
 		if err != nil {
 			return &indexedError{index: i, err: err}
 		}
 		events[i] = e
 	}
+	if err := s.refuseReusedIDs(c.Request().Context(), events); err != nil {
+		return err
+	}
 	if err := s.cfg.Producer.Produce(c.Request().Context(), events); err != nil {
 		return err
 	}
 	return c.JSON(http.StatusAccepted, map[string]int{"accepted": len(events)})
+}
+
+// refuseReusedIDs returns a 409 naming the first event whose id is stored
+// already with other content. When the ids cannot be read, the events go
+// on: ingestion does not wait for Redis, and the consumer dead-letters a
+// reused id (id_conflict), as it does one posted twice at once.
+func (s *Server) refuseReusedIDs(ctx context.Context, events []contact.Event) error {
+	if s.cfg.EventIDs == nil {
+		return nil
+	}
+	conflicts, err := s.cfg.EventIDs.IDConflicts(ctx, events)
+	if err != nil {
+		s.log.Warn("events: ids not checked before producing; the consumer refuses a reused one", "events", len(events), "error", err)
+		return nil
+	}
+	for i, err := range conflicts {
+		if err != nil {
+			return &indexedError{index: i, err: err}
+		}
+	}
+	return nil
 }
 
 // timelineResponse is the body of GET /v1/customers/{id}/contacts.
@@ -152,8 +181,12 @@ func requireJSON(c echo.Context) error {
 // bodyError turns a failed body read into the right API error.
 func bodyError(err error) error {
 	var he *echo.HTTPError
-	if errors.As(err, &he) {
+	var ce *contact.Error
+	switch {
+	case errors.As(err, &he):
 		return he
+	case errors.As(err, &ce):
+		return ce // such as a stalled upload (progressReader)
 	}
 	return contact.Invalid("", "unable to read the request body")
 }

@@ -3,10 +3,13 @@ package http
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 	"mime"
 	"net/http"
+	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -48,6 +51,10 @@ type ListsConfig struct {
 	// ScrubInFlight is how many batches of one scrub may be checked at
 	// once; default 4.
 	ScrubInFlight int
+	// ScrubConcurrency is how many scrubs may run at once; past it a scrub
+	// is refused with 429 (rate_limited). Each holds a few MiB of batches.
+	// Default DefaultScrubConcurrency.
+	ScrubConcurrency int
 	// UploadIdle is how long a list upload may go without progress before
 	// it is cut: the server's read and write timeouts do not apply to
 	// uploads, which may rightly take longer. Default 2 minutes.
@@ -95,30 +102,62 @@ const uploadProgress = 64 << 10
 // UploadIdle for the next uploadProgress bytes, so that a stalled or
 // trickling upload is cut and a moving one never is, however long it
 // takes. Only the time spent waiting for the client counts, not the time
-// the handler spends on what it read. At the end of the body it clears the
-// deadline: the server then reads the connection in the background to
-// notice a client that goes away, and a deadline left in place would end
-// that read, and the request with it.
+// the handler spends on what it read. A stall is an ETimeout error. At the
+// end of the body it clears the deadline: the server then reads the
+// connection in the background to notice a client that goes away, and a
+// deadline left in place would end that read, and the request with it.
 type progressReader struct {
-	r      io.Reader
-	rc     *http.ResponseController
-	idle   time.Duration
-	n      int           // bytes since the last progress
-	waited time.Duration // time waited since the last progress
+	r        io.Reader
+	rc       *http.ResponseController
+	idle     time.Duration
+	n        int                       // bytes since the last progress
+	waited   time.Duration             // time waited since the last progress
+	deadline atomic.Pointer[time.Time] // the read deadline in force; nil: none
 }
 
 func (p *progressReader) Read(b []byte) (int, error) {
 	start := time.Now()
-	_ = p.rc.SetReadDeadline(start.Add(p.idle - p.waited))
+	d := start.Add(p.idle - p.waited)
+	p.deadline.Store(&d)
+	_ = p.rc.SetReadDeadline(d)
 	n, err := p.r.Read(b)
 	p.waited += time.Since(start)
 	if p.n += n; p.n >= uploadProgress {
 		p.n, p.waited = 0, 0
 	}
-	if errors.Is(err, io.EOF) {
+	switch {
+	case errors.Is(err, io.EOF):
+		p.deadline.Store(nil)
 		_ = p.rc.SetReadDeadline(time.Time{})
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		err = &contact.Error{Code: contact.ETimeout, Field: "list", Err: err,
+			Message: fmt.Sprintf("the upload stalled: the server waited %v for the next %d KiB", p.idle, uploadProgress>>10)}
 	}
 	return n, err
+}
+
+// stalled reports whether the read deadline has passed.
+func (p *progressReader) stalled() bool {
+	d := p.deadline.Load()
+	return d != nil && !time.Now().Before(*d)
+}
+
+// uploadContext returns the context of the work on an upload read through
+// p. It ends when the client goes away, but not when the upload stalls:
+// net/http cancels a request's context on any failed read, its deadline
+// included, and the handler must still answer a client that is there but
+// slow.
+func uploadContext(parent context.Context, p *progressReader) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		if !p.stalled() {
+			cancel()
+		}
+	})
+	return ctx, func() {
+		stop()
+		cancel()
+	}
 }
 
 // requireCSV rejects a list upload declared as something other than CSV.
@@ -144,4 +183,10 @@ func fullDuplex(c echo.Context) *http.ResponseController {
 	rc := http.NewResponseController(c.Response())
 	_ = rc.EnableFullDuplex()
 	return rc
+}
+
+// readCloser is a request body read through a wrapper.
+type readCloser struct {
+	io.Reader
+	io.Closer
 }

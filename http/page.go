@@ -70,7 +70,11 @@ type shellView struct {
 // pageHome serves the shell with only the search box. The search form is a
 // plain GET form, so ?customer= redirects to the customer's own URL.
 func (s *Server) pageHome(c echo.Context) error {
-	if id := strings.TrimSpace(c.QueryParam("customer")); id != "" {
+	if raw := c.QueryParam("customer"); raw != "" {
+		id := strings.Trim(raw, " ") // what a search box adds; other spaces are the id's
+		if err := contact.ValidCustomerID(id); err != nil {
+			return s.renderShell(c, http.StatusBadRequest, shellView{Problem: "That is not a valid customer id: " + safeMessage(err)})
+		}
 		return c.Redirect(http.StatusSeeOther, "/customers/"+url.PathEscape(id))
 	}
 	return s.renderShell(c, http.StatusOK, shellView{})
@@ -282,8 +286,13 @@ func (s *Server) pageCheck(c echo.Context) error {
 		Purpose:    c.FormValue("purpose"),
 		Product:    strings.TrimSpace(c.FormValue("product")),
 	}
+	currency := strings.ToUpper(strings.TrimSpace(c.FormValue("currency")))
+	if currency != "" {
+		if err := contact.ValidCurrency("offer.currency", currency); err != nil {
+			return s.renderPageError(c, err)
+		}
+	}
 	if p := strings.TrimSpace(c.FormValue("price")); p != "" {
-		currency := strings.ToUpper(strings.TrimSpace(c.FormValue("currency")))
 		if currency == "" {
 			currency = s.cfg.Defaults.Currency
 			if currency == "" {

@@ -8,10 +8,12 @@ import (
 	"mime"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/dedupe"
@@ -35,6 +37,46 @@ var (
 	scrubOut = []string{"allowed", "reasons", "detail"}
 )
 
+// DefaultScrubConcurrency is ListsConfig.ScrubConcurrency's default.
+const DefaultScrubConcurrency = 4
+
+// scrubRetryAfter is the Retry-After of a scrub refused because as many as
+// may run are running: a guess, since a scrub may take seconds or hours.
+const scrubRetryAfter = 10
+
+// scrubSlots bounds the scrubs that run at once, and counts those refused.
+type scrubSlots struct {
+	slots    chan struct{}
+	rejected prometheus.Counter
+}
+
+func newScrubSlots(n int, reg prometheus.Registerer) *scrubSlots {
+	if n <= 0 {
+		n = DefaultScrubConcurrency
+	}
+	s := &scrubSlots{slots: make(chan struct{}, n), rejected: prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "outreach_scrub_rejected_total", Help: "List scrubs refused with 429 because as many as OUTREACH_SCRUB_CONCURRENCY were running.",
+	})}
+	if reg != nil {
+		reg.MustRegister(s.rejected)
+	}
+	return s
+}
+
+// acquire takes a slot, or returns the 429 that refuses the scrub.
+func (s *scrubSlots) acquire(c echo.Context) error {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	s.rejected.Inc()
+	c.Response().Header().Set("Retry-After", strconv.Itoa(scrubRetryAfter))
+	return contact.Errorf(contact.ERateLimited, "%d list scrubs are running, as many as this server runs at once; try again in %d s", cap(s.slots), scrubRetryAfter)
+}
+
+func (s *scrubSlots) release() { <-s.slots }
+
 // scrubSummary is the answer to a scrub with Accept: application/json.
 type scrubSummary struct {
 	Rows    int            `json:"rows"`
@@ -49,6 +91,7 @@ type scrubRequest struct {
 	defaults    dedupe.Request // channel, purpose, product, offer, campaign, at
 	currency    string         // of rows' prices that give none
 	onlyAllowed bool
+	raw         bool // cells as they are, not escaped for spreadsheets
 	summary     bool // Accept: application/json
 	policy      *dedupe.Policy
 	policyName  string
@@ -67,6 +110,20 @@ type scrubRequest struct {
 // and whose detail says why, sets the trailer X-Outreach-Scrub-Status to
 // "error: …" (it is "ok" otherwise), and logs it.
 func (s *Server) scrub(c echo.Context) error {
+	if err := s.scrubs.acquire(c); err != nil {
+		return err
+	}
+	defer s.scrubs.release()
+	rc := fullDuplex(c)
+	// With full duplex on, a body the handler leaves unread is drained by
+	// net/http after it has stopped watching the connection, and the
+	// watch that draining starts races the next request's read: a panic
+	// (golang/go#68560). Closing the body here drains it in time.
+	defer c.Request().Body.Close()
+	body := &progressReader{r: c.Request().Body, rc: rc, idle: s.cfg.Lists.UploadIdle}
+	c.Request().Body = readCloser{body, c.Request().Body}
+	ctx, cancel := uploadContext(c.Request().Context(), body)
+	defer cancel()
 	req, err := s.scrubRequest(c)
 	if err != nil {
 		return err
@@ -85,15 +142,15 @@ func (s *Server) scrub(c echo.Context) error {
 	if _, ok := cols["customer_id"]; !ok {
 		return lineError(1, "the header has no customer_id column; it needs one (other columns: %s)", strings.Join(scrubIn[1:], ", "))
 	}
-	w := &scrubWriter{idle: s.cfg.Lists.UploadIdle, req: req, cr: cr, rc: fullDuplex(c), c: c}
+	w := &scrubWriter{idle: s.cfg.Lists.UploadIdle, req: req, cr: cr, rc: rc, c: c}
 	w.sum = scrubSummary{Blocked: map[string]int{}, Policy: req.policyName}
 	start := time.Now()
-	err = s.cfg.Checker.Scrub(c.Request().Context(), check.ScrubOptions{
+	err = s.cfg.Checker.Scrub(ctx, check.ScrubOptions{
 		Defaults: req.defaults, Currency: req.currency, Policy: req.policy, PolicyName: req.policyName, Caller: callerOf(c), Batch: s.cfg.Lists.ScrubBatch, InFlight: s.cfg.Lists.ScrubInFlight,
 	}, w.reader(cols), w.emit)
 	err = w.finish(err)
-	if err != nil && c.Request().Context().Err() != nil {
-		err = c.Request().Context().Err() // the client went away: no one reads an answer
+	if err != nil && ctx.Err() != nil {
+		err = ctx.Err() // the client went away: no one reads an answer
 	}
 	s.log.Info("scrub", "rows", w.sum.Rows, "allowed", w.sum.Allowed, "invalid", w.sum.Invalid, "policy", w.sum.Policy,
 		"outcome", scrubOutcome(err, w.stopped), "seconds", time.Since(start).Seconds())
@@ -138,6 +195,13 @@ func (s *Server) scrubRequest(c echo.Context) (*scrubRequest, error) {
 	default:
 		return nil, contact.Invalid("only", "must be allowed; got %q", v)
 	}
+	if v := q.Get("raw"); v != "" {
+		raw, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, contact.Invalid("raw", "must be true or false; got %q", contact.Clip(v))
+		}
+		r.raw = raw
+	}
 	r.currency = q.Get("currency")
 	if err := r.defaultOffer(q.Get("price"), r.currency, s.cfg.Defaults); err != nil {
 		return nil, err
@@ -161,7 +225,7 @@ func (s *Server) scrubRequest(c echo.Context) (*scrubRequest, error) {
 	}
 
 	var inline []byte
-	var body io.Reader = &progressReader{r: c.Request().Body, rc: http.NewResponseController(c.Response()), idle: s.cfg.Lists.UploadIdle}
+	var body io.Reader = c.Request().Body // read through a progressReader (scrub)
 	if mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType)); mt == "multipart/form-data" {
 		var err error
 		if body, inline, err = multipartList(c); err != nil {

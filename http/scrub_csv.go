@@ -14,9 +14,15 @@ import (
 	"github.com/outreach/outreach/contact"
 )
 
-// MaxCSVRecord is the longest row, in bytes, that a list upload may have. It
-// keeps a quote left open from reading the rest of an upload into memory.
-const MaxCSVRecord = 64 << 10
+// Limits of a list upload's rows, which keep a quote left open, or a row
+// of many empty fields, from taking memory the size of the upload: a row
+// may have MaxCSVColumns fields, and cost MaxCSVRecord bytes, each field
+// counting CSVFieldCost bytes more than its text (what holding it costs).
+const (
+	MaxCSVRecord  = 64 << 10
+	MaxCSVColumns = 512
+	CSVFieldCost  = 16
+)
 
 var utf8BOM = []byte("\xef\xbb\xbf")
 
@@ -25,11 +31,10 @@ var utf8BOM = []byte("\xef\xbb\xbf")
 // a row. Errors in the CSV itself are EInvalid errors that name the line.
 type csvReader struct {
 	r      *csv.Reader
-	lim    *recordLimit
+	lim    *rowLimit
 	header []string
 	bom    bool // the input started with a UTF-8 BOM
 	line   int  // where the last row read starts
-	next   int  // the earliest line the next row can start on
 }
 
 // newCSVReader reads the header row of body.
@@ -40,9 +45,8 @@ func newCSVReader(body io.Reader) (*csvReader, error) {
 		br.Discard(len(utf8BOM))
 		c.bom = true
 	}
-	c.lim = &recordLimit{r: br, max: MaxCSVRecord}
+	c.lim = newRowLimit(br)
 	c.r = csv.NewReader(c.lim)
-	c.next = 1
 	header, err := c.Read()
 	if errors.Is(err, io.EOF) {
 		return nil, contact.Invalid("", "the list is empty; it needs a header row naming its columns")
@@ -64,9 +68,6 @@ func (c *csvReader) Read() ([]string, error) {
 	rec, err := c.r.Read()
 	if err == nil {
 		c.line, _ = c.r.FieldPos(0)
-		last, _ := c.r.FieldPos(len(rec) - 1)
-		c.next = last + strings.Count(rec[len(rec)-1], "\n") + 1
-		c.lim.mark = c.r.InputOffset()
 		for i, v := range rec {
 			if c.header != nil && !utf8.ValidString(v) {
 				return nil, rowError(c.line, contact.Invalid(c.header[i], "must be valid UTF-8"))
@@ -75,6 +76,7 @@ func (c *csvReader) Read() ([]string, error) {
 		return rec, nil
 	}
 	var pe *csv.ParseError
+	var le *rowLimitError
 	switch {
 	case errors.As(err, &pe):
 		line := pe.StartLine
@@ -86,8 +88,12 @@ func (c *csvReader) Read() ([]string, error) {
 			msg += fmt.Sprintf(" (the row starting on line %d is read up to line %d: is a quote left open?)", pe.StartLine, pe.Line)
 		}
 		return nil, lineError(line, "%s", msg)
-	case errors.Is(err, errRecordTooLong):
-		return nil, lineError(c.next, "a row starting here or below is longer than %d KiB; is a quote left open?", MaxCSVRecord>>10)
+	case errors.As(err, &le):
+		return nil, le.err()
+	case contact.ErrorCode(err) == contact.ETimeout: // a stalled upload
+		var ce *contact.Error
+		errors.As(err, &ce)
+		return nil, &contact.Error{Code: ce.Code, Field: ce.Field, Message: fmt.Sprintf("line %d: %s", c.lim.start, ce.Message), Err: ce.Err}
 	}
 	return nil, err
 }
@@ -130,26 +136,63 @@ func columns(header []string, known ...string) (map[string]int, []string, error)
 	return idx, unknown, nil
 }
 
-var errRecordTooLong = errors.New("http: CSV record too long")
-
-// recordLimit fails a read once more than max bytes have been read past
-// mark, the end of the last complete record.
-type recordLimit struct {
-	r    io.Reader
-	max  int64
-	mark int64 // set by the reader after each record
-	n    int64 // bytes read so far
+// rowLimit fails a read once a row of the CSV passing through breaks the
+// limits, as it arrives: before the parser builds it. It follows quotes, so
+// that separators and line ends inside a quoted field do not count.
+type rowLimit struct {
+	r      io.Reader
+	err    *rowLimitError
+	quoted bool
+	fields int // of the current row
+	cost   int // of the current row
+	start  int // the line the current row starts on
+	lines  int // line ends read
 }
 
-func (l *recordLimit) Read(p []byte) (int, error) {
-	room := l.mark + l.max - l.n
-	if room <= 0 {
-		return 0, errRecordTooLong
+func newRowLimit(r io.Reader) *rowLimit {
+	return &rowLimit{r: r, fields: 1, cost: CSVFieldCost, start: 1}
+}
+
+// rowLimitError is a row that breaks the limits.
+type rowLimitError struct {
+	line   int
+	fields bool // too many fields, not too many bytes
+}
+
+func (e *rowLimitError) Error() string { return e.err().Error() }
+
+func (e *rowLimitError) err() *contact.Error {
+	if e.fields {
+		return lineError(e.line, "a row of more than %d fields; a list may have at most %d columns", MaxCSVColumns, MaxCSVColumns)
 	}
-	if int64(len(p)) > room {
-		p = p[:room]
+	return lineError(e.line, "a row longer than %d KiB (each field counts %d bytes more than its text); is a quote left open?", MaxCSVRecord>>10, CSVFieldCost)
+}
+
+func (l *rowLimit) Read(p []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
 	}
 	n, err := l.r.Read(p)
-	l.n += int64(n)
+	for i, b := range p[:n] {
+		l.cost++
+		switch b {
+		case '"':
+			l.quoted = !l.quoted // "" inside a quoted field toggles twice
+		case ',':
+			if !l.quoted {
+				l.fields++
+				l.cost += CSVFieldCost
+			}
+		case '\n':
+			l.lines++
+			if !l.quoted {
+				l.fields, l.cost, l.start = 1, CSVFieldCost, l.lines+1
+			}
+		}
+		if l.fields > MaxCSVColumns || l.cost > MaxCSVRecord {
+			l.err = &rowLimitError{line: l.start, fields: l.fields > MaxCSVColumns}
+			return i, l.err
+		}
+	}
 	return n, err
 }

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"io"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	httpapi "github.com/outreach/outreach/http"
 )
@@ -33,6 +35,9 @@ func FuzzScrubCSV(f *testing.F) {
 		"CUSTOMER_ID ,customer_id\nc1,c2\n",
 		"",
 		"\"",
+		"customer_id,name\nc1,Ann\n" + strings.Repeat(",", 600) + "\n",
+		"customer_id" + strings.Repeat(",", 600) + "\n",
+		"customer_id,note\n=1+1,@x\n'=1+1,-2+3\nc1,+47 915 55 501\nc2,\"\tx\"\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -59,6 +64,12 @@ func FuzzScrubCSV(f *testing.F) {
 			rec, err := r.Read()
 			if errors.Is(err, io.EOF) {
 				break
+			}
+			if err == nil && !utf8.ValidString(strings.Join(rec, "")) {
+				err = errors.New("a record is not UTF-8") // refused too, as a file in another encoding
+			}
+			if err == nil && len(rec) > httpapi.MaxCSVColumns {
+				err = errors.New("a record of too many fields") // refused too, as it arrives
 			}
 			if err != nil {
 				csvErr = err
@@ -120,6 +131,9 @@ func FuzzScrubCSV(f *testing.F) {
 		}
 		for i := range want {
 			in, out := keep(want[i]), got[i]
+			for j, v := range in {
+				in[j] = spreadsheetEscaped(v)
+			}
 			if len(out) != len(in)+3 || !slices.Equal(out[:len(in)], in) {
 				t.Fatalf("row %d: %q for input %q", i, out, want[i])
 			}
@@ -138,6 +152,26 @@ func FuzzScrubCSV(f *testing.F) {
 		}
 	})
 }
+
+// spreadsheetEscaped is v as a scrub writes it: with a ' before it when a
+// spreadsheet would run it (OWASP's CSV injection), except for numbers and
+// phone numbers.
+func spreadsheetEscaped(v string) string {
+	if v == "" {
+		return v
+	}
+	switch v[0] {
+	case '=', '@', '\t', '\r':
+		return "'" + v
+	case '+', '-':
+		if !numberOrPhone.MatchString(v[1:]) {
+			return "'" + v
+		}
+	}
+	return v
+}
+
+var numberOrPhone = regexp.MustCompile(`^[0-9 ().-]*[0-9][0-9 ().-]*$`)
 
 // hasOneCustomerID reports whether a header names customer_id exactly once
 // and no other column of the scrub twice.

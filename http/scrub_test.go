@@ -138,7 +138,12 @@ func TestScrubBrokenCSV(t *testing.T) {
 		{"too few fields", "customer_id,name\nc1,Ann\nc2,Bob\nc3\n", "line 4: 1 fields where the header has 2"},
 		{"too many fields", "customer_id,name\r\nc1,Ann\r\nc2,Bob,x\r\n", "line 3: 3 fields where the header has 2"},
 		{"broken header", "customer_id,\"name\nc1,Ann\n", "line 1: extraneous or missing"},
-		{"a row too long", "customer_id,name\nc1,\"" + strings.Repeat("x", httpapi.MaxCSVRecord+10) + "\"\n", "line 2: a row starting here or below is longer than 64 KiB"},
+		{"a row too long", "customer_id,name\nc1,\"" + strings.Repeat("x", httpapi.MaxCSVRecord+10) + "\"\n", "line 2: a row longer than 64 KiB"},
+		{"a quote left open", "customer_id,name\nc1,Ann\nc2,\"Bob\n" + strings.Repeat("c3,Cat\n", httpapi.MaxCSVRecord/7), "line 3: a row longer than 64 KiB"},
+		{"fields count", "customer_id,name\nc1,Ann\nc2,\"Bob\n\"\n" + strings.Repeat(strings.Repeat("x", 120)+",", 500) + "\n", "line 5: a row longer than 64 KiB (each field counts 16 bytes"},
+		{"too many columns", "customer_id" + strings.Repeat(",", httpapi.MaxCSVColumns) + "\nc1\n", "line 1: a row of more than 512 fields; a list may have at most 512 columns"},
+		{"a row of 32,768 fields", "customer_id,name\nc1,Ann\n" + strings.Repeat(",", 32767) + "\n", "line 3: a row of more than 512 fields"},
+		{"quoted commas do not count", "customer_id,name\nc1,\"" + strings.Repeat(",", 4000) + "\",x\n", "line 2: 3 fields where the header has 2"},
 	}
 	for _, tt := range tests {
 		for _, accept := range []string{"text/csv", "application/json"} {

@@ -43,7 +43,7 @@ var errStopped = errors.New("http: scrub stopped")
 func (w *scrubWriter) reader(cols map[string]int) func() (check.Row, error) {
 	get := func(rec []string, col string) string {
 		if i, ok := cols[col]; ok {
-			return rec[i]
+			return spreadsheetValue(rec[i]) // as an earlier scrub had it
 		}
 		return ""
 	}
@@ -52,15 +52,11 @@ func (w *scrubWriter) reader(cols map[string]int) func() (check.Row, error) {
 		if err != nil {
 			return check.Row{}, err
 		}
-		size := 0
-		for _, f := range rec {
-			size += len(f)
-		}
 		return check.Row{
 			CustomerID: get(rec, "customer_id"), Channel: get(rec, "channel"), Purpose: get(rec, "purpose"),
 			Product: get(rec, "product"), Price: get(rec, "price"), Currency: get(rec, "currency"),
 			Phone: get(rec, "phone"), Timezone: get(rec, "timezone"), Campaign: get(rec, "campaign"),
-			Record: rec, Size: size,
+			Record: rec,
 		}, nil
 	}
 }
@@ -68,8 +64,8 @@ func (w *scrubWriter) reader(cols map[string]int) func() (check.Row, error) {
 // emit tallies a checked batch and, for a CSV answer, writes it; end is the
 // error that ended the list after it.
 func (w *scrubWriter) emit(vs []check.Verdict, end error) error {
-	if end != nil && contact.ErrorCode(end) != contact.EInvalid {
-		// The body could not be read: the client went away, or stalled.
+	if code := contact.ErrorCode(end); end != nil && code != contact.EInvalid && code != contact.ETimeout {
+		// The body could not be read: the client went away.
 		return w.stop(bodyError(end), "")
 	}
 	if end != nil && !w.started {
@@ -217,7 +213,7 @@ func (w *scrubWriter) begin() error {
 	for _, i := range w.keep {
 		header = append(header, w.cr.header[i])
 	}
-	return w.out.Write(append(header, scrubOut...))
+	return w.write(append(header, scrubOut...))
 }
 
 func (w *scrubWriter) writeRow(rec []string, allowed bool, reasons, detail string) error {
@@ -225,7 +221,19 @@ func (w *scrubWriter) writeRow(rec []string, allowed bool, reasons, detail strin
 	for _, i := range w.keep {
 		w.row = append(w.row, rec[i])
 	}
-	return w.out.Write(append(w.row, strconv.FormatBool(allowed), reasons, detail))
+	w.row = append(w.row, strconv.FormatBool(allowed), reasons, detail)
+	return w.write(w.row)
+}
+
+// write writes row, which it may change: each cell escaped for
+// spreadsheets, unless the scrub was asked for raw=true.
+func (w *scrubWriter) write(row []string) error {
+	if !w.req.raw {
+		for i, v := range row {
+			row[i] = spreadsheetSafe(v)
+		}
+	}
+	return w.out.Write(row)
 }
 
 // stop ends a scrub early with err. Before the answer has begun, err is the

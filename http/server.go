@@ -30,6 +30,15 @@ type EventProducer interface {
 	Produce(ctx context.Context, events []contact.Event) error
 }
 
+// EventIDs finds events whose id is stored already with other content, so
+// that POST /v1/events refuses them before they are produced.
+// contact/redis.Store is one.
+type EventIDs interface {
+	// IDConflicts returns, per event, an EConflict error naming the field
+	// id, or nil.
+	IDConflicts(ctx context.Context, events []contact.Event) ([]error, error)
+}
+
 // Check is a named readiness check; it returns nil when its dependency is
 // usable.
 type Check struct {
@@ -50,7 +59,10 @@ const (
 type Config struct {
 	Timelines TimelineReader
 	Producer  EventProducer
-	Checker   Checker
+	// EventIDs, if set, is asked about the ids of posted events before
+	// they are produced; the consumer refuses a reused id either way.
+	EventIDs EventIDs
+	Checker  Checker
 	// Defaults are the currency and phone region that events, list
 	// uploads and page requests are read with; they must be those of the
 	// Checker.
@@ -90,6 +102,7 @@ type Server struct {
 	echo     *echo.Echo
 	log      *slog.Logger
 	limiters *limiters // nil: no rate limits
+	scrubs   *scrubSlots
 }
 
 // New returns a Server with every route registered.
@@ -112,6 +125,7 @@ func New(cfg Config) *Server {
 	if cfg.RateLimits != nil {
 		s.limiters = newLimiters(cfg.RateLimits, cfg.Registry)
 	}
+	s.scrubs = newScrubSlots(cfg.Lists.ScrubConcurrency, cfg.Registry)
 	e.HTTPErrorHandler = s.handleError
 	e.Pre(routeOnEscapedPath) // path.go: ids are decoded once
 	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{DisableStackAll: true, LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
@@ -122,6 +136,7 @@ func New(cfg Config) *Server {
 		e.Use(s.instrument(cfg.Registry))
 	}
 	e.Use(decodePathParams)
+	e.Use(s.refuseRepeatedQuery) // query.go
 	e.Use(middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{
 		Limit:   strconv.FormatInt(cfg.MaxBody, 10) + "B",
 		Skipper: streamedUpload, // lists.go
@@ -277,11 +292,13 @@ const statusClientClosedRequest = 499
 var statusOf = map[string]int{
 	contact.EInvalid:      http.StatusBadRequest,
 	contact.ENotFound:     http.StatusNotFound,
+	contact.EConflict:     http.StatusConflict,
 	contact.EUnauthorized: http.StatusUnauthorized,
 	contact.EForbidden:    http.StatusForbidden,
 	contact.ETooLarge:     http.StatusRequestEntityTooLarge,
 	contact.EUnsupported:  http.StatusUnsupportedMediaType,
 	contact.ERateLimited:  http.StatusTooManyRequests,
+	contact.ETimeout:      http.StatusRequestTimeout,
 	contact.EUnavailable:  http.StatusServiceUnavailable,
 	contact.EInternal:     http.StatusInternalServerError,
 }
@@ -289,12 +306,14 @@ var statusOf = map[string]int{
 var codeOfStatus = map[int]string{
 	http.StatusBadRequest:            contact.EInvalid,
 	http.StatusNotFound:              contact.ENotFound,
+	http.StatusConflict:              contact.EConflict,
 	http.StatusMethodNotAllowed:      "method_not_allowed",
 	http.StatusUnauthorized:          contact.EUnauthorized,
 	http.StatusForbidden:             contact.EForbidden,
 	http.StatusRequestEntityTooLarge: contact.ETooLarge,
 	http.StatusUnsupportedMediaType:  contact.EUnsupported,
 	http.StatusTooManyRequests:       contact.ERateLimited,
+	http.StatusRequestTimeout:        contact.ETimeout,
 	http.StatusServiceUnavailable:    contact.EUnavailable,
 }
 

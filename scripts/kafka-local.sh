@@ -5,6 +5,7 @@
 #
 #   scripts/kafka-local.sh start    # fresh broker (data wiped), waits until it answers metadata
 #   scripts/kafka-local.sh stop     # TERM, then KILL after a bounded wait
+#   scripts/kafka-local.sh restart  # stop if running, then start again on the same data
 #   scripts/kafka-local.sh status   # exit 0 if running and answering
 #   scripts/kafka-local.sh version  # print the Kafka version of the jars
 #   scripts/kafka-local.sh run CLASS [ARGS...]
@@ -13,6 +14,8 @@
 #
 # Environment:
 #   OUTREACH_KAFKA_HOME    work dir (jars cache, config, data, logs)  [/tmp/outreach-kafka]
+#   KAFKA_LIBS             the jars cache; a second broker (other home and ports)
+#                          can share the first one's                   [$OUTREACH_KAFKA_HOME/libs]
 #   KAFKA_PORT             PLAINTEXT listener port                     [19092]
 #   KAFKA_CONTROLLER_PORT  KRaft controller listener port              [19093]
 #   KAFKA_READY_TIMEOUT    seconds to wait for readiness               [120]
@@ -33,7 +36,7 @@ STOP_TIMEOUT="${KAFKA_STOP_TIMEOUT:-30}"
 LOG_LEVEL="${KAFKA_LOG_LEVEL:-WARN}"
 HEAP="${KAFKA_HEAP:-1g}"
 
-LIBS="$WORK/libs"
+LIBS="${KAFKA_LIBS:-$WORK/libs}"
 CONF="$WORK/config"
 DATA="$WORK/data"
 LOGS="$WORK/logs"
@@ -219,10 +222,7 @@ cmd_start() {
 
   # Always a fresh broker: stop our previous one, wipe its data.
   cmd_stop
-  local p
-  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
-    if port_open "$p"; then die "port $HOST:$p is already in use by another process"; fi
-  done
+  check_ports
 
   rm -rf "$DATA" "$LOGS"
   mkdir -p "$DATA" "$LOGS"
@@ -235,6 +235,34 @@ cmd_start() {
     || { cat "$LOGS/format.out" >&2; die "storage format failed"; }
 
   log "starting Kafka $(kafka_version) on $BOOTSTRAP (controller $HOST:$KAFKA_CONTROLLER_PORT, cluster $cluster_id)"
+  launch
+}
+
+# restart: the broker of the last start, stopped or crashed, started again on
+# its data (topics, messages, committed offsets): for tests of a broker that
+# goes away and comes back.
+cmd_restart() {
+  ensure_tools
+  ensure_libs
+  [[ -f "$CONF/server.properties" && -d "$DATA" ]] || die "no broker to restart in $WORK: run start first"
+  cmd_stop
+  check_ports
+  mkdir -p "$LOGS"
+  log "restarting Kafka $(kafka_version) on $BOOTSTRAP with the data in $DATA"
+  launch
+}
+
+check_ports() {
+  local p
+  for p in "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT"; do
+    if port_open "$p"; then die "port $HOST:$p is already in use by another process"; fi
+  done
+}
+
+# launch starts the broker of $CONF in the background and waits until it
+# answers metadata.
+launch() {
+  rm -f "$PIDFILE"
   # setsid: own session, so the broker outlives the calling shell / CI step.
   # The inner bash writes its own pid and then execs java, so the pid file is java's.
   # shellcheck disable=SC2016
@@ -243,7 +271,7 @@ cmd_start() {
     -Djava.awt.headless=true \
     -Dlog4j2.configurationFile="$CONF/log4j2.xml" \
     -cp "$LIBS/*" kafka.Kafka "$CONF/server.properties" \
-    >"$OUT" 2>&1 </dev/null &
+    >>"$OUT" 2>&1 </dev/null &
 
   local start=$SECONDS deadline=$((SECONDS + READY_TIMEOUT))
   # Wait for the pid file written by the child.
@@ -304,12 +332,13 @@ cmd_run() {
 
 case "${1:-}" in
   start) cmd_start ;;
+  restart) cmd_restart ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   version) cmd_version ;;
   run) shift; cmd_run "$@" ;;
   *)
-    echo "usage: $0 start|stop|status|version|run CLASS [ARGS...]" >&2
+    echo "usage: $0 start|restart|stop|status|version|run CLASS [ARGS...]" >&2
     exit 2
     ;;
 esac

@@ -219,8 +219,9 @@ func (c *Consumer) Healthy(ctx context.Context) error {
 	if failing == nil || step == "apply" {
 		return failing
 	}
-	cl := &kafka.Client{Addr: kafka.TCP(c.cfg.Brokers...), Timeout: 2 * time.Second}
-	if _, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: c.cfg.Topics}); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if Ping(ctx, c.cfg.Brokers) != nil {
 		return failing
 	}
 	c.mu.Lock()

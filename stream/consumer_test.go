@@ -301,3 +301,29 @@ func TestPoisonEventDoesNotBlockItsPartition(t *testing.T) {
 		t.Errorf("dead letter %s with headers %v", m.Value, h)
 	}
 }
+
+// TestHealthyNoticesKafkaGone: once Kafka is gone, a consumer whose fetch
+// failed stays unhealthy: the check asks a broker, never a cache of its
+// metadata, which kafka-go's transport keeps answering from when every
+// broker is down.
+func TestHealthyNoticesKafkaGone(t *testing.T) {
+	t.Parallel()
+	f := start(t, "")
+	f.kafka.Produce(t, f.topic, "c1", event("e1", "c1", time.Now().Add(-time.Hour)))
+	f.waitFor(t, "c1", 1)
+	ctx := context.Background()
+	if err := stream.Ping(ctx, f.kafka.Brokers); err != nil {
+		t.Fatalf("Ping with Kafka up: %v", err)
+	}
+	if !f.kafka.Real() {
+		f.kafka.Fake.Close()
+	} else {
+		t.Skip("stops the broker; kfake only (the fault tests stop a real one)")
+	}
+	if err := stream.Ping(ctx, f.kafka.Brokers); err == nil {
+		t.Error("Ping with Kafka gone = nil, want an error")
+	}
+	testenv.Eventually(t, 30*time.Second, "the consumer unhealthy with Kafka gone", func() bool {
+		return f.consumer.Healthy(ctx) != nil
+	})
+}

@@ -34,6 +34,36 @@ func EnsureTopics(ctx context.Context, brokers []string, partitions int, topics 
 	return errors.Join(errs...)
 }
 
+// Ping reports whether Kafka answers: it asks each broker in turn for its
+// metadata until one answers, on a connection of its own. kafka.Client
+// would not do: its transport answers metadata requests from a cache that
+// it keeps, and serves, after every broker has gone away.
+func Ping(ctx context.Context, brokers []string) error {
+	var errs []error
+	for _, b := range brokers {
+		err := pingBroker(ctx, b)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	return fmt.Errorf("stream: no Kafka broker answers: %w", errors.Join(errs...))
+}
+
+func pingBroker(ctx context.Context, addr string) error {
+	var d kafka.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if deadline, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(deadline)
+	}
+	_, err = conn.Brokers()
+	return err
+}
+
 // Position is a partition of a topic.
 type Position struct {
 	Topic     string

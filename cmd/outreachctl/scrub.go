@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,6 +37,7 @@ type scrubOptions struct {
 	at          string
 	onlyAllowed bool
 	summaryOnly bool
+	raw         bool
 	idle        time.Duration
 }
 
@@ -48,7 +48,9 @@ The list is CSV with a header row and a customer_id column. Optional columns
 channel, purpose, product, price, phone, timezone and campaign override the
 flags row by row. The answer is every input column unchanged, then allowed
 (true/false), reasons (codes joined by |) and detail (the first reason's
-sentence). It is written to stdout, or to the -o file, which is written only
+sentence). A cell that a spreadsheet would run as a formula (one beginning
+with =, @, a tab, or + or - but for numbers and phone numbers) comes back
+with a ' before it; --raw turns that off, for programs that read the list. It is written to stdout, or to the -o file, which is written only
 if the scrub completes (a failed scrub leaves no partial file).
 
 The file is streamed: progress (rows done, rows/s, and the ETA from the bytes
@@ -95,6 +97,7 @@ func (a *app) scrubCommand() *cobra.Command {
 	f.StringVar(&o.policyFile, "policy-file", "", "what if: scrub under the policy in this YAML file")
 	f.BoolVar(&o.onlyAllowed, "only-allowed", false, "return only the rows that may be called")
 	f.BoolVar(&o.summaryOnly, "summary-only", false, "print only the summary table; no rows are returned")
+	f.BoolVar(&o.raw, "raw", false, "return cells as they are, not escaped for spreadsheets (for programs)")
 	f.DurationVar(&o.idle, "idle-timeout", 5*time.Minute, "give up when nothing is sent or received for this long (0: never)")
 	return cmd
 }
@@ -142,6 +145,9 @@ func (o *scrubOptions) query(flags *pflag.FlagSet) (url.Values, error) {
 	}
 	if o.onlyAllowed {
 		q.Set("only", "allowed")
+	}
+	if o.raw {
+		q.Set("raw", "true")
 	}
 	switch {
 	case o.policy != "" && o.policyFile != "":
@@ -385,123 +391,6 @@ func readJSONSummary(r io.Reader) (*scrubSummary, error) {
 		sum.blocked["invalid"] = j.Invalid
 	}
 	return sum, nil
-}
-
-// scrubSummary counts a scrubbed list by result and by reason.
-type scrubSummary struct {
-	rows, allowed, invalid int64
-	blocked                map[string]int64 // code → rows not allowed that give it
-	warned                 map[string]int64 // code → allowed rows that give it (warnings)
-	onlyAllowed            bool             // the blocked rows were left out
-	policy                 string           // of the JSON summary: live, a preset's name, or inline
-}
-
-func newScrubSummary() *scrubSummary {
-	return &scrubSummary{blocked: map[string]int64{}, warned: map[string]int64{}}
-}
-
-func (s *scrubSummary) add(allowed bool, reasons string) {
-	s.rows++
-	m := s.blocked
-	if allowed {
-		s.allowed++
-		m = s.warned
-	}
-	for code := range strings.SplitSeq(reasons, "|") {
-		if code == "" {
-			continue
-		}
-		if code == "invalid" {
-			s.invalid++
-		}
-		if _, ok := m[code]; !ok {
-			code = strings.Clone(code) // not to keep the record's memory
-		}
-		m[code]++
-	}
-}
-
-// write prints the summary tables:
-//
-//	RESULT        ROWS   SHARE
-//	allowed          2   40.0%
-//	not allowed      3   60.0%
-//	total            5  100.0%
-//
-//	REASON            ROWS   SHARE
-//	recent_contact       1   20.0%
-func (s *scrubSummary) write(w io.Writer) {
-	fmt.Fprintln(w)
-	if s.policy != "" && s.policy != "live" {
-		fmt.Fprintf(w, "What if, under the policy %s (the policy in force is unchanged):\n\n", cell(s.policy))
-	}
-	if s.onlyAllowed {
-		fmt.Fprintf(w, "%s rows to call; --only-allowed left the others out (scrub without it to see them by reason)\n", commas(s.allowed))
-		if len(s.warned) > 0 {
-			fmt.Fprintln(w)
-			writeTable(w, "WARNING", s.warned, s.rows)
-		}
-		return
-	}
-	writeTable(w, "RESULT", nil, s.rows,
-		row{"allowed", s.allowed}, row{"not allowed", s.rows - s.allowed}, row{"total", s.rows})
-	if len(s.blocked) > 0 {
-		fmt.Fprintln(w)
-		writeTable(w, "REASON", s.blocked, s.rows)
-	}
-	if len(s.warned) > 0 {
-		fmt.Fprintln(w)
-		writeTable(w, "WARNING", s.warned, s.rows)
-	}
-	if s.severalReasons() {
-		fmt.Fprintln(w, "A row can have several reasons; it counts under each.")
-	}
-}
-
-func (s *scrubSummary) severalReasons() bool {
-	var n int64
-	for _, c := range s.blocked {
-		n += c
-	}
-	return n > s.rows-s.allowed
-}
-
-type row struct {
-	name  string
-	count int64
-}
-
-// writeTable writes rows, then counts sorted by count (largest first), as
-// a table with each count's share of total.
-func writeTable(w io.Writer, title string, counts map[string]int64, total int64, rows ...row) {
-	for name, n := range counts {
-		rows = append(rows, row{name, n})
-	}
-	if counts != nil {
-		slices.SortFunc(rows, func(a, b row) int {
-			if a.count != b.count {
-				return int(b.count - a.count)
-			}
-			return strings.Compare(a.name, b.name)
-		})
-	}
-	nameW, countW := len(title), len("ROWS")
-	for _, r := range rows {
-		nameW = max(nameW, len(r.name))
-		countW = max(countW, len(commas(r.count)))
-	}
-	fmt.Fprintf(w, "%-*s  %*s  %6s\n", nameW, title, countW, "ROWS", "SHARE")
-	for _, r := range rows {
-		share := "-"
-		switch pct := float64(r.count) * 100 / float64(total); {
-		case total <= 0:
-		case r.count > 0 && pct < 0.05:
-			share = "<0.1%"
-		default:
-			share = strconv.FormatFloat(pct, 'f', 1, 64) + "%"
-		}
-		fmt.Fprintf(w, "%-*s  %*s  %6s\n", nameW, r.name, countW, commas(r.count), share)
-	}
 }
 
 // output is where scrubbed rows go: stdout, or a temporary file next to

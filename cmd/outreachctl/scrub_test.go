@@ -247,6 +247,19 @@ func TestScrubToStdout(t *testing.T) {
 		}
 	})
 
+	t.Run("raw", func(t *testing.T) {
+		if q := srv.requests()[len(srv.requests())-1].query; strings.Contains(q, "raw") {
+			t.Errorf("query %s asks for raw cells without --raw", q)
+		}
+		r := runCtl(t, srv.env(), "", "scrub", list, "--channel", "call", "--raw")
+		if r.code != exitOK || r.stdout != scrubbed {
+			t.Errorf("%v", r)
+		}
+		if q := srv.requests()[len(srv.requests())-1].query; !strings.Contains(q, "raw=true") {
+			t.Errorf("query %s has no raw=true", q)
+		}
+	})
+
 	t.Run("summary only", func(t *testing.T) {
 		r := runCtl(t, srv.env(), "", "scrub", list, "--channel", "call", "--summary-only")
 		if r.code != exitOK {

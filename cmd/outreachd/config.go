@@ -27,6 +27,7 @@ type Config struct {
 	HTTPWriteTimeout  time.Duration
 	HTTPMaxConns      int
 	UploadIdle        time.Duration // how long a list upload may make no progress
+	ScrubConcurrency  int           // list scrubs at once
 	MaxBody           int64
 	RateLimits        httpapi.RateLimits // nil: none
 	RedisAddr         []string           // empty: embedded miniredis
@@ -89,8 +90,12 @@ func settings() []setting {
 			c.HTTPWriteTimeout, err = positiveDuration(v)
 			return err
 		}},
-		{"OUTREACH_HTTP_UPLOAD_IDLE_TIMEOUT", "http-upload-idle-timeout", "2m", "how long a list upload may go without progress (64 KiB of a suppression list) before it is cut", func(c *Config, v string) (err error) {
+		{"OUTREACH_HTTP_UPLOAD_IDLE_TIMEOUT", "http-upload-idle-timeout", "2m", "how long a list upload may go without progress (the next 64 KiB of the list) before it is cut", func(c *Config, v string) (err error) {
 			c.UploadIdle, err = positiveDuration(v)
+			return err
+		}},
+		{"OUTREACH_SCRUB_CONCURRENCY", "scrub-concurrency", strconv.Itoa(httpapi.DefaultScrubConcurrency), "most list scrubs run at once (each holds a few MiB); past it a scrub is answered 429 rate_limited with Retry-After", func(c *Config, v string) (err error) {
+			c.ScrubConcurrency, err = positiveInt(v)
 			return err
 		}},
 		{"OUTREACH_HTTP_MAX_CONNS", "http-max-conns", "10000", "most HTTP connections served at once; more wait to be accepted", func(c *Config, v string) (err error) {

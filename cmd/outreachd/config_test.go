@@ -91,7 +91,7 @@ func TestRedisPassword(t *testing.T) {
 func TestHTTPLimitsConfig(t *testing.T) {
 	cfg, err := loadEnv(nil)
 	if err != nil || cfg.HTTPReadTimeout != 30*time.Second || cfg.HTTPWriteTimeout != time.Minute || cfg.HTTPMaxConns != 10000 ||
-		cfg.UploadIdle != 2*time.Minute || cfg.RateLimits[httpapi.RoleAgent] != (httpapi.Rate{PerSecond: 50, Burst: 50}) {
+		cfg.UploadIdle != 2*time.Minute || cfg.ScrubConcurrency != 4 || cfg.RateLimits[httpapi.RoleAgent] != (httpapi.Rate{PerSecond: 50, Burst: 50}) {
 		t.Fatalf("defaults: %+v, %v", cfg, err)
 	}
 	if cfg, err := loadEnv(map[string]string{"OUTREACH_RATE_LIMITS": "off"}); err != nil || cfg.RateLimits != nil {
@@ -104,6 +104,7 @@ func TestHTTPLimitsConfig(t *testing.T) {
 		{"OUTREACH_HTTP_MAX_CONNS": "0"},
 		{"OUTREACH_HTTP_UPLOAD_IDLE_TIMEOUT": "-1s"},
 		{"OUTREACH_RATE_LIMITS": "dialer=fast"},
+		{"OUTREACH_SCRUB_CONCURRENCY": "0"},
 	} {
 		_, err := loadEnv(env)
 		for k := range env {

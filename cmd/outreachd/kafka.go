@@ -6,7 +6,6 @@ import (
 	"net"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/outreach/outreach/contact"
@@ -73,10 +72,11 @@ func (m *Main) newConsumer(defaults contact.Defaults, group string, until map[st
 	}, m.store)
 }
 
-// pingKafka reports whether the brokers answer a metadata request.
+// pingKafka reports whether a broker answers a metadata request.
 func pingKafka(ctx context.Context, brokers []string) error {
-	cl := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 2 * time.Second}
-	if _, err := cl.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{}}); err != nil {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := stream.Ping(ctx, brokers); err != nil {
 		return fmt.Errorf("kafka is unavailable: %w", err)
 	}
 	return nil

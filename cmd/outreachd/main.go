@@ -160,7 +160,7 @@ func (m *Main) Run(ctx context.Context) error {
 func (m *Main) newAPI(defaults contact.Defaults, consumer *stream.Consumer) *httpapi.Server {
 	cfg := m.Config
 	ccfg := check.Config{
-		Store: m.store, Policy: m.policy.Load, Defaults: defaults, Timeout: cfg.CheckTimeout,
+		Store: m.store, FollowUps: m.store, Policy: m.policy.Load, Defaults: defaults, Timeout: cfg.CheckTimeout,
 		Logger: m.Logger, Metrics: check.NewMetrics(m.reg),
 		AuditRequired: cfg.Audit == "required", Instance: cfg.Instance, Events: m.producer,
 	}
@@ -170,14 +170,17 @@ func (m *Main) newAPI(defaults contact.Defaults, consumer *stream.Consumer) *htt
 		decisions = &stream.AuditReader{Brokers: m.brokers, Topic: cfg.DecisionsTopic}
 	}
 	checks := check.New(ccfg)
+	m.reg.MustRegister(newFollowUpsCollector(checks, m.Logger))
 	return httpapi.New(httpapi.Config{
 		Timelines: m.store,
 		Producer:  m.producer,
+		EventIDs:  m.store,
 		Checker:   checks,
 		Defaults:  defaults,
 		Keys:      m.keys,
 		Epoch:     m.store,
 		Decisions: decisions,
+		FollowUps: checks,
 		Ready: []httpapi.Check{
 			{Name: "redis", Role: httpapi.ReadyAPI, Check: m.store.Ping},
 			{Name: "store", Role: httpapi.ReadyAPI, Check: m.store.EpochSample},
@@ -186,7 +189,8 @@ func (m *Main) newAPI(defaults contact.Defaults, consumer *stream.Consumer) *htt
 		},
 		Versions: m.versions,
 		Gatherer: m.reg, Registry: m.reg, MaxBody: cfg.MaxBody, Logger: m.Logger, RateLimits: cfg.RateLimits,
-		Lists: httpapi.ListsConfig{Suppressions: m.store, Presets: m.presetPolicies, UploadIdle: cfg.UploadIdle},
+		Lists: httpapi.ListsConfig{Suppressions: m.store, Presets: m.presetPolicies, UploadIdle: cfg.UploadIdle,
+			ScrubConcurrency: cfg.ScrubConcurrency},
 	})
 }
 

@@ -165,6 +165,14 @@ func TestEndToEnd(t *testing.T) {
 	if _, ok := tl.State.Products["fiber-500"]; !ok {
 		t.Errorf("state has no purchase of fiber-500: %+v", tl.State)
 	}
+	// The purchase again is a redelivery; its id with other content, a 409.
+	if resp, b := call(t, "POST", "http://"+m.HTTPAddr+"/v1/events", dialerKey, body); resp.StatusCode != 202 {
+		t.Errorf("POST the same event again = %d %s, want 202", resp.StatusCode, b)
+	}
+	reused := strings.Replace(body, `"price":39`, `"price":29`, 1)
+	if resp, b := call(t, "POST", "http://"+m.HTTPAddr+"/v1/events", dialerKey, reused); resp.StatusCode != 409 || !bytes.Contains(b, []byte(`"index":0`)) {
+		t.Errorf("POST its id with another price = %d %s, want 409 naming index 0", resp.StatusCode, b)
+	}
 
 	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
 		resp, err := http.Get("http://" + m.HTTPAddr + path)

@@ -341,6 +341,7 @@ func TestAgentPageInBrowser(t *testing.T) {
 		t.Errorf("timeline = %v, want newest first %v", got, want)
 	}
 	wantText(t, ctx, "[data-testid=complaints]", "Open complaint", "CS-4471", "r.haddad", "Technician missed two appointments")
+	wantText(t, ctx, "[data-testid=followup]", "Followed up 3 hours ago by r.haddad")
 	if strings.Contains(text(t, ctx, "[data-testid=complaints]"), "CS-3120") {
 		t.Errorf("the resolved complaint CS-3120 shows as open")
 	}

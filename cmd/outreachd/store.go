@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/outreach/outreach/contact"
@@ -39,6 +40,10 @@ func (m *Main) openStore(ctx, bgCtx context.Context) (contact.Defaults, error) {
 		Prefix: cfg.RedisPrefix, Retention: cfg.Retention, MaxEvents: cfg.MaxEvents, Logger: m.Logger, Epoch: true,
 		Limits: func() contact.Limits { return m.policy.Load().Limits() },
 	})
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "outreach_events_redelivered_total",
+		Help: "Events delivered again that the store held already: redeliveries after a crash, a rebalance or a retry, absorbed by idempotence.",
+	}, func() float64 { return float64(m.store.Redelivered()) }))
 	if err := m.store.LoadScripts(ctx); err != nil {
 		m.Logger.Warn("redis scripts not loaded; they load on first use", "error", err)
 	}

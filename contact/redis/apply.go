@@ -240,7 +240,9 @@ func (s *Store) applyEvents(ctx context.Context, events []contact.Event) ([]erro
 			errs[i] = &contact.Error{Code: contact.EInternal, Message: "the store refused the event", Err: err}
 			refused++
 		case n == conflict:
-			errs[i] = &contact.Error{Code: contact.EConflict, Field: "id", Message: "an event with this id and other content is stored already; ids must be unique"}
+			errs[i] = idConflict()
+		case n == redelivery:
+			s.redeliv.Add(1)
 		case n == erased:
 			errs[i] = &contact.Error{Code: contact.EGone, Message: "the customer was erased after this event"}
 		}
@@ -259,6 +261,11 @@ func (s *Store) applyEvents(ctx context.Context, events []contact.Event) ([]erro
 	}
 	return errs, follow, nil
 }
+
+// Redelivered returns how many events Apply found stored already, with the
+// same content, since the store was made: redeliveries (after a crash, a
+// rebalance or a retry) that idempotence absorbed.
+func (s *Store) Redelivered() int64 { return s.redeliv.Load() }
 
 // refusal reports whether err is Redis refusing one event for what it is
 // (a key of the wrong type, an error of the script on this event's data),

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -27,9 +28,12 @@ return 0`)
 // claim was still held; EInvalid for a token that is not one of ours,
 // EUnavailable when Redis is down.
 func (s *Store) ReleaseClaim(ctx context.Context, token string) (bool, error) {
+	if !tokenForm.MatchString(token) {
+		return false, contact.Invalid("token", "is not a claim token")
+	}
 	customerID, err := tokenCustomer(token)
 	if err != nil {
-		return false, err
+		return false, nil // of the form, but naming no customer: no claim holds it
 	}
 	prefix := `{"token":` + jsonString(token)
 	n, err := releaseScript.Run(ctx, s.rdb, []string{s.claimKey(customerID)}, prefix).Int()
@@ -47,6 +51,11 @@ func newToken(customerID string) string {
 	rand.Read(b) // never fails
 	return base64.RawURLEncoding.EncodeToString([]byte(customerID)) + "." + hex.EncodeToString(b)
 }
+
+// tokenForm is the form of a claim token (the OpenAPI document's
+// ClaimToken): base64url without padding of a customer id of 1 to 128
+// characters (up to 512 bytes), a dot, 32 hex digits.
+var tokenForm = regexp.MustCompile(`^[A-Za-z0-9_-]{2,683}\.[0-9a-fA-F]{32}$`)
 
 func tokenCustomer(token string) (string, error) {
 	enc, random, ok := strings.Cut(token, ".")

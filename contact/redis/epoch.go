@@ -28,8 +28,15 @@ import (
 // operator acknowledges a reset or a replay has rebuilt the store.
 
 // ErrStoreReset is the cause of the EUnavailable error of a check whose
-// slot has lost its epoch: the store was reset and its data is gone.
-var ErrStoreReset = errors.New("store: the store was reset: its data is gone until a replay or an operator restores it")
+// slot has lost its epoch: the store was reset and its data is gone. It is
+// contact.ErrStoreReset.
+var ErrStoreReset = contact.ErrStoreReset
+
+// resetError is the error of a check, or of readiness, when the store was
+// reset.
+func resetError() error {
+	return &contact.Error{Code: contact.EUnavailable, Message: "the store was reset", Err: ErrStoreReset}
+}
 
 const slots = 16384
 
@@ -149,10 +156,20 @@ func (s *Store) NewEpoch(ctx context.Context) (string, error) {
 // EpochSample checks the epoch keys of 64 slots spread over the key space,
 // enough to meet every node of a cluster: a readiness check. It returns an
 // EUnavailable error wrapping ErrStoreReset when any is missing, and also
-// when a check has met a lost epoch since the last NewEpoch.
+// when a check has met a lost epoch, until the store is whole again: a new
+// epoch in every slot, written by this process or another (outreachd
+// replay, an acknowledgement that reached another instance). Until then it
+// reads every slot's epoch.
 func (s *Store) EpochSample(ctx context.Context) error {
 	if s.reset.Load() {
-		return &contact.Error{Code: contact.EUnavailable, Message: ErrStoreReset.Error(), Err: ErrStoreReset}
+		state, _, err := s.Epoch(ctx)
+		if err != nil {
+			return err
+		}
+		if state != EpochOK {
+			return resetError()
+		}
+		s.reset.Store(false)
 	}
 	pipe := s.rdb.Pipeline()
 	var cmds []*goredis.IntCmd
@@ -164,7 +181,7 @@ func (s *Store) EpochSample(ctx context.Context) error {
 	}
 	for _, c := range cmds {
 		if c.Val() != 1 {
-			return &contact.Error{Code: contact.EUnavailable, Message: ErrStoreReset.Error(), Err: ErrStoreReset}
+			return resetError()
 		}
 	}
 	return nil
@@ -177,5 +194,5 @@ func (s *Store) storeReset(key string) error {
 		s.log.Error("store: the store was reset: an epoch key is gone, so its data is too; checks answer unavailable until a replay or an operator restores it",
 			"key", key)
 	}
-	return &contact.Error{Code: contact.EUnavailable, Message: ErrStoreReset.Error(), Err: ErrStoreReset}
+	return resetError()
 }

@@ -73,3 +73,28 @@ func TestStoreReset(t *testing.T) {
 func epochKeyOf(prefix, customerID string) string {
 	return prefix + "{" + redis.EpochTag(customerID) + "}:epoch"
 }
+
+// TestStoreResetEndsForEveryProcess: a process whose checks met a reset
+// is ready again once another process (outreachd replay, or the instance
+// an operator's acknowledgement reached) has written a new epoch.
+func TestStoreResetEndsForEveryProcess(t *testing.T) {
+	t.Parallel()
+	s, r := newStore(t, redis.Options{Epoch: true})
+	other := redis.New(r.Client, redis.Options{Prefix: r.Prefix, Epoch: true})
+	ctx := context.Background()
+	if f := s.Facts(ctx, []contact.Lookup{{CustomerID: "c1"}}); !errors.Is(f[0].Err, redis.ErrStoreReset) {
+		t.Fatalf("facts before any epoch: %v, want the store reset", f[0].Err)
+	}
+	if err := s.EpochSample(ctx); !errors.Is(err, redis.ErrStoreReset) {
+		t.Fatalf("EpochSample after a check met the reset = %v", err)
+	}
+	if _, err := other.NewEpoch(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EpochSample(ctx); err != nil {
+		t.Errorf("EpochSample after another process wrote a new epoch = %v, want nil", err)
+	}
+	if f := s.Facts(ctx, []contact.Lookup{{CustomerID: "c1"}}); f[0].Err != nil {
+		t.Errorf("facts after the new epoch: %v", f[0].Err)
+	}
+}

@@ -55,11 +55,39 @@ func nameTag(name string) string {
 }
 
 func (s *Store) followKey(customerID string) string { return s.key(customerID, kindFollowUps) }
+func shardTag(team string, b int) string            { return "u:" + nameTag(team) + ":" + strconv.Itoa(b) }
 func (s *Store) teamsKey() string                   { return s.prefix + "{u}:teams" }
-func (s *Store) shardKey(team string, b int) string {
-	return s.prefix + "{u:" + nameTag(team) + ":" + strconv.Itoa(b) + "}"
+func (s *Store) shardKey(team string, b int) string { return s.prefix + "{" + shardTag(team, b) + "}" }
+func ownerTag(owner string) string                  { return "o:" + nameTag(owner) }
+func (s *Store) ownerKey(owner string) string       { return s.prefix + "{" + ownerTag(owner) + "}" }
+
+// epochReads reads the epoch keys of the slots a read of the index meets,
+// in its pipeline, when the store checks its epoch: a slot that lost it
+// lost its part of the index too, and an empty answer would be a false one.
+type epochReads struct {
+	s    *Store
+	cmds map[int]*goredis.StringCmd
 }
-func (s *Store) ownerKey(owner string) string { return s.prefix + "{o:" + nameTag(owner) + "}" }
+
+func (s *Store) newEpochReads() *epochReads {
+	return &epochReads{s: s, cmds: map[int]*goredis.StringCmd{}}
+}
+
+func (e *epochReads) add(ctx context.Context, pipe goredis.Pipeliner, tag string) {
+	if slot := keySlot(tag); e.s.epoch && e.cmds[slot] == nil {
+		e.cmds[slot] = pipe.Get(ctx, e.s.epochKey(slot))
+	}
+}
+
+// check returns the error of the first slot that lost its epoch.
+func (e *epochReads) check() error {
+	for _, cmd := range e.cmds {
+		if err := e.s.checkEpoch(cmd); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 func shardOf(customerID string) int {
 	return int(crc32.ChecksumIEEE([]byte(customerID)) % FollowUpShards)
@@ -224,8 +252,13 @@ func (s *Store) queueUnindex(ctx context.Context, w goredis.Pipeliner, prev []by
 // FollowUps returns a customer's follow-ups, by case id.
 func (s *Store) FollowUps(ctx context.Context, customerID string) ([]contact.FollowUp, error) {
 	pipe := s.rdb.Pipeline()
+	epochs := s.newEpochReads()
+	epochs.add(ctx, pipe, "c:"+customerID)
 	read := s.queueFollowUps(ctx, pipe, customerID)
 	_, _ = pipe.Exec(ctx)
+	if err := epochs.check(); err != nil {
+		return nil, err
+	}
 	return read()
 }
 

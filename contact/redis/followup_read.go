@@ -20,7 +20,15 @@ const MaxOwnerFollowUps = 1000
 
 // FollowUpTeams returns the teams that have indexed follow-ups, or had.
 func (s *Store) FollowUpTeams(ctx context.Context) ([]string, error) {
-	teams, err := s.rdb.SMembers(ctx, s.teamsKey()).Result()
+	pipe := s.rdb.Pipeline()
+	epochs := s.newEpochReads()
+	epochs.add(ctx, pipe, "u")
+	read := pipe.SMembers(ctx, s.teamsKey())
+	_, _ = pipe.Exec(ctx)
+	if err := epochs.check(); err != nil {
+		return nil, err
+	}
+	teams, err := read.Result()
 	if err != nil {
 		return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to read the follow-up teams: %w", err))
 	}
@@ -33,8 +41,12 @@ func (s *Store) FollowUpTeams(ctx context.Context) ([]string, error) {
 func (s *Store) IndexedFollowUps(ctx context.Context, ranges []contact.FollowUpRange) ([][]contact.FollowUp, error) {
 	type shardRead struct{ ties, rest *goredis.ZSliceCmd }
 	pipe := s.rdb.Pipeline()
+	epochs := s.newEpochReads()
 	reads := make([][FollowUpShards]shardRead, len(ranges))
 	for i, r := range ranges {
+		for b := range FollowUpShards {
+			epochs.add(ctx, pipe, shardTag(r.Team, b))
+		}
 		lo, hi := scoreBound(r.From, "-inf"), scoreBound(r.To, "+inf")
 		if r.After != nil {
 			at := strconv.FormatInt(r.After.OpenedAt.UnixMilli(), 10)
@@ -48,6 +60,9 @@ func (s *Store) IndexedFollowUps(ctx context.Context, ranges []contact.FollowUpR
 		}
 	}
 	cmds, _ := pipe.Exec(ctx)
+	if err := epochs.check(); err != nil {
+		return nil, err
+	}
 	if err := firstError(cmds); err != nil {
 		return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to read the follow-up index: %w", err))
 	}
@@ -59,7 +74,7 @@ func (s *Store) IndexedFollowUps(ctx context.Context, ranges []contact.FollowUpR
 					continue
 				}
 				for _, z := range cmd.Val() {
-					p := pick{shard: s.shardKey(r.Team, b), member: z.Member.(string), at: int64(z.Score)}
+					p := pick{tag: shardTag(r.Team, b), member: z.Member.(string), at: int64(z.Score)}
 					if r.After == nil || p.after(r.After) {
 						picked[i] = append(picked[i], p)
 					}
@@ -75,7 +90,15 @@ func (s *Store) IndexedFollowUps(ctx context.Context, ranges []contact.FollowUpR
 // OwnerFollowUps reads the indexed follow-ups of an owner's cases, oldest
 // opening first, at most MaxOwnerFollowUps.
 func (s *Store) OwnerFollowUps(ctx context.Context, owner string) ([]contact.FollowUp, error) {
-	zs, err := s.rdb.ZRangeWithScores(ctx, s.ownerKey(owner), 0, MaxOwnerFollowUps-1).Result()
+	pipe := s.rdb.Pipeline()
+	epochs := s.newEpochReads()
+	epochs.add(ctx, pipe, ownerTag(owner))
+	read := pipe.ZRangeWithScores(ctx, s.ownerKey(owner), 0, MaxOwnerFollowUps-1)
+	_, _ = pipe.Exec(ctx)
+	if err := epochs.check(); err != nil {
+		return nil, err
+	}
+	zs, err := read.Result()
 	if err != nil {
 		return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to read an owner's follow-ups: %w", err))
 	}
@@ -86,7 +109,7 @@ func (s *Store) OwnerFollowUps(ctx context.Context, owner string) ([]contact.Fol
 		if !ok || !ok2 {
 			return nil, s.undecodable(s.ownerKey(owner), errRecord)
 		}
-		picks = append(picks, pick{shard: s.shardKey(team, shardOf(customer)), member: m, at: int64(z.Score)})
+		picks = append(picks, pick{tag: shardTag(team, shardOf(customer)), member: m, at: int64(z.Score)})
 	}
 	out, err := s.followUpDetails(ctx, [][]pick{picks})
 	if err != nil {
@@ -99,13 +122,18 @@ func (s *Store) OwnerFollowUps(ctx context.Context, owner string) ([]contact.Fol
 // After are not used), in one round trip.
 func (s *Store) CountFollowUps(ctx context.Context, ranges []contact.FollowUpRange) ([]int64, error) {
 	pipe := s.rdb.Pipeline()
+	epochs := s.newEpochReads()
 	cmds := make([][FollowUpShards]*goredis.IntCmd, len(ranges))
 	for i, r := range ranges {
 		for b := range FollowUpShards {
+			epochs.add(ctx, pipe, shardTag(r.Team, b))
 			cmds[i][b] = pipe.ZCount(ctx, s.shardKey(r.Team, b), scoreBound(r.From, "-inf"), scoreBound(r.To, "+inf"))
 		}
 	}
 	all, _ := pipe.Exec(ctx)
+	if err := epochs.check(); err != nil {
+		return nil, err
+	}
 	if err := firstError(all); err != nil {
 		return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to count follow-ups: %w", err))
 	}
@@ -118,10 +146,10 @@ func (s *Store) CountFollowUps(ctx context.Context, ranges []contact.FollowUpRan
 	return out, nil
 }
 
-// pick is a member of the index chosen for a page.
+// pick is a member of the index chosen for a page, and the tag of its shard.
 type pick struct {
-	shard, member string
-	at            int64
+	tag, member string
+	at          int64
 }
 
 func (p pick) after(f *contact.FollowUp) bool {
@@ -139,13 +167,18 @@ func comparePicks(a, b pick) int {
 // left the index meanwhile is left out.
 func (s *Store) followUpDetails(ctx context.Context, picks [][]pick) ([][]contact.FollowUp, error) {
 	pipe := s.rdb.Pipeline()
+	epochs := s.newEpochReads()
 	cmds := make([][]*goredis.StringCmd, len(picks))
 	for i, ps := range picks {
 		for _, p := range ps {
-			cmds[i] = append(cmds[i], pipe.HGet(ctx, p.shard+":d", p.member))
+			epochs.add(ctx, pipe, p.tag)
+			cmds[i] = append(cmds[i], pipe.HGet(ctx, s.prefix+"{"+p.tag+"}:d", p.member))
 		}
 	}
 	all, _ := pipe.Exec(ctx)
+	if err := epochs.check(); err != nil {
+		return nil, err
+	}
 	if err := firstError(all); err != nil {
 		return nil, contact.Unavailable("redis", fmt.Errorf("store: unable to read follow-ups: %w", err))
 	}
@@ -157,7 +190,7 @@ func (s *Store) followUpDetails(ctx context.Context, picks [][]pick) ([][]contac
 			}
 			var f contact.FollowUp
 			if err := json.Unmarshal([]byte(cmd.Val()), &f); err != nil {
-				return nil, s.undecodable(picks[i][j].shard+":d", err)
+				return nil, s.undecodable(s.prefix+"{"+picks[i][j].tag+"}:d", err)
 			}
 			out[i] = append(out[i], f)
 		}

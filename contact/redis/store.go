@@ -70,8 +70,9 @@ type Store struct {
 	maxEvents int
 	limitsFn  func() contact.Limits
 	epoch     bool
-	reset     atomic.Bool // a check met a lost epoch since the last NewEpoch
-	listCache listsCache  // the suppression lists in force (suppress_read.go)
+	reset     atomic.Bool  // a check met a lost epoch since the last NewEpoch
+	redeliv   atomic.Int64 // events Apply found stored already (Redelivered)
+	listCache listsCache   // the suppression lists in force (suppress_read.go)
 	now       func() time.Time
 	log       *slog.Logger
 }

@@ -348,6 +348,9 @@ func TestReusedIDIsAConflict(t *testing.T) {
 	if errs[0] != nil || errs[2] != nil || contact.ErrorCode(errs[1]) != contact.EConflict {
 		t.Fatalf("Apply = %v, want only the second refused as a conflict", errs)
 	}
+	if n := s.Redelivered(); n != 2 {
+		t.Errorf("Redelivered = %d, want 2: the first event came twice again", n)
+	}
 	events, st := timeline(t, s, "c1", 50)
 	if len(events) != 1 || events[0].Channel != contact.Email {
 		t.Errorf("timeline = %+v, want the first version only", events)

@@ -81,3 +81,27 @@ func TestHungRedisAnswersWithinTheTimeout(t *testing.T) {
 	}
 	t.Logf("a check against a hung Redis answered unavailable after %v", took.Round(time.Millisecond))
 }
+
+// TestStoreResetSaysSo: a check whose store lost its data (Redis came back
+// empty: the epoch of its slot is gone) answers unavailable with a reason
+// that says so, under either on_unavailable, so that an agent and an
+// operator know it is not a passing outage.
+func TestStoreResetSaysSo(t *testing.T) {
+	t.Parallel()
+	for _, policy := range []string{"on_unavailable: closed", "on_unavailable: open"} {
+		r := testenv.NewRedis(t)
+		store := redis.New(r.Client, redis.Options{Prefix: r.Prefix, Epoch: true}) // no epoch written: reset
+		p, err := dedupe.ParsePolicy([]byte(policy))
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc := check.New(check.Config{Store: store, Policy: func() *dedupe.Policy { return p }})
+		res, err := svc.Check(context.Background(), []dedupe.Request{{CustomerID: "c1", Channel: contact.Call}}, check.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if codes(res[0]) != "unavailable" || res[0].Allowed != p.FailOpen() || !strings.Contains(res[0].Reasons[0].Message, "reset") {
+			t.Errorf("%s: check of a reset store = allowed %v %+v, want unavailable with a reason naming the reset", policy, res[0].Allowed, res[0].Reasons)
+		}
+	}
+}

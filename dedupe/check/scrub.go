@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/dedupe"
@@ -40,19 +41,35 @@ type ScrubOptions struct {
 	Caller     Caller // who asks, for the audit trail
 	Batch      int    // rows per store round trip
 	InFlight   int    // batches checked at once
-	// BatchSize closes a batch early when its rows hold this many bytes,
-	// so that memory stays bounded whatever the rows hold.
+	// BatchSize closes a batch early when its rows cost this many bytes
+	// (rowCost), so that memory stays bounded whatever the rows hold.
 	BatchSize int
 }
 
 // Row is one row of a call list: the text of the fields that override the
 // scrub's defaults, and the caller's record of the row, handed back with its
-// verdict untouched.
+// verdict untouched. The fields are expected to be Record's.
 type Row struct {
 	CustomerID, Channel, Purpose, Product, Price, Currency, Phone, Timezone, Campaign string
 
 	Record []string
-	Size   int // bytes the row holds, for ScrubOptions.BatchSize
+}
+
+// What a row of a batch costs in memory besides the text of its record: a
+// string header for each field, and the row, its request and its verdict.
+var (
+	fieldCost = int(unsafe.Sizeof(""))
+	rowCost   = int(unsafe.Sizeof(Row{}) + unsafe.Sizeof(Verdict{}) + unsafe.Sizeof(dedupe.Request{}))
+)
+
+// cost is what r holds in memory, as ScrubOptions.BatchSize counts it: a
+// row of a thousand empty fields is not free.
+func (r *Row) cost() int {
+	n := rowCost
+	for _, f := range r.Record {
+		n += fieldCost + len(f)
+	}
+	return n
 }
 
 // Verdict is the answer for one row: Invalid when the row could not be
@@ -185,7 +202,7 @@ func readBatches(ctx context.Context, o ScrubOptions, next func() (Row, error), 
 				break
 			}
 			b.rows = append(b.rows, row)
-			size += row.Size
+			size += row.cost()
 		}
 		last := b.end != nil || len(b.rows) < o.Batch && size < o.BatchSize
 		if len(b.rows) == 0 && b.end == nil {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"slices"
 	"time"
@@ -154,6 +155,9 @@ func (s *Service) decide(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Re
 		if f.Err != nil {
 			failed = append(failed, f.Err)
 			results[i].Decision = dedupe.Unavailable(p)
+			if errors.Is(f.Err, contact.ErrStoreReset) {
+				results[i].Decision = dedupe.StoreReset(p)
+			}
 			continue
 		}
 		results[i].Decision = dedupe.Decide(p, r, f, now)

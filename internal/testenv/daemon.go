@@ -58,7 +58,21 @@ type Daemon struct {
 
 	cmd  *exec.Cmd
 	logs syncBuffer
+	done chan struct{} // closed when the process has exited
 	once sync.Once
+}
+
+// Command returns the command that runs the binary at bin with args, with
+// none of this process's OUTREACH_ variables and then env ("KEY=VALUE").
+func Command(bin string, env []string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, args...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OUTREACH_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, env...)
+	return cmd
 }
 
 // StartDaemon runs the outreachd binary at bin on free loopback ports, with
@@ -67,14 +81,8 @@ type Daemon struct {
 // at cleanup, and its logs are shown if the test failed.
 func StartDaemon(tb testing.TB, bin string, env ...string) *Daemon {
 	tb.Helper()
-	d := &Daemon{cmd: exec.Command(bin)}
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "OUTREACH_") {
-			d.cmd.Env = append(d.cmd.Env, kv)
-		}
-	}
-	d.cmd.Env = append(d.cmd.Env, "OUTREACH_HTTP_ADDR=127.0.0.1:0", "OUTREACH_EMBEDDED_KAFKA_ADDR=127.0.0.1:0", "OUTREACH_LOG_FORMAT=json")
-	d.cmd.Env = append(d.cmd.Env, env...)
+	d := &Daemon{done: make(chan struct{})}
+	d.cmd = Command(bin, append([]string{"OUTREACH_HTTP_ADDR=127.0.0.1:0", "OUTREACH_EMBEDDED_KAFKA_ADDR=127.0.0.1:0", "OUTREACH_LOG_FORMAT=json"}, env...))
 	stderr, err := d.cmd.StderrPipe()
 	if err != nil {
 		tb.Fatal(err)
@@ -84,6 +92,10 @@ func StartDaemon(tb testing.TB, bin string, env ...string) *Daemon {
 	}
 	ready := make(chan [2]string, 1)
 	go func() {
+		defer func() {
+			d.cmd.Wait() // after stderr is read to its end, as Wait closes it
+			close(d.done)
+		}()
 		var kafkaAddr string
 		dec := json.NewDecoder(io.TeeReader(stderr, &d.logs))
 		for {
@@ -97,6 +109,10 @@ func StartDaemon(tb testing.TB, bin string, env ...string) *Daemon {
 				kafkaAddr = line.Addr
 			case "http listening":
 				ready <- [2]string{line.Addr, kafkaAddr}
+				// The rest is only kept: decoding it would slow a daemon
+				// that logs much, as its writes wait for this reader.
+				io.Copy(&d.logs, stderr)
+				return
 			}
 		}
 	}()
@@ -111,23 +127,37 @@ func StartDaemon(tb testing.TB, bin string, env ...string) *Daemon {
 		d.Addr, d.Kafka = a[0], a[1]
 		d.URL = "http://" + d.Addr
 		return d
+	case <-d.done:
+		tb.Fatalf("outreachd exited at start (%v); logs:\n%s", d.cmd.ProcessState, d.Logs())
 	case <-time.After(60 * time.Second):
 		tb.Fatalf("outreachd did not start; logs:\n%s", d.Logs())
-		return nil
 	}
+	return nil
 }
 
 // Stop stops the daemon gracefully, with SIGTERM, and waits for it.
-func (d *Daemon) Stop() { d.signal(syscall.SIGTERM) }
+func (d *Daemon) Stop() { d.end(syscall.SIGTERM) }
 
 // Kill kills the daemon without a graceful stop, and waits for it.
-func (d *Daemon) Kill() { d.signal(syscall.SIGKILL) }
+func (d *Daemon) Kill() { d.end(syscall.SIGKILL) }
 
-func (d *Daemon) signal(sig syscall.Signal) {
-	d.once.Do(func() {
-		d.cmd.Process.Signal(sig)
-		d.cmd.Wait()
-	})
+func (d *Daemon) end(sig syscall.Signal) {
+	d.once.Do(func() { d.cmd.Process.Signal(sig) })
+	<-d.done
+}
+
+// Signal sends sig to the daemon and returns at once.
+func (d *Daemon) Signal(sig os.Signal) error { return d.cmd.Process.Signal(sig) }
+
+// Wait waits up to timeout for the daemon to exit, and returns its exit
+// code, or -1 if it is still running (or was killed by a signal).
+func (d *Daemon) Wait(timeout time.Duration) int {
+	select {
+	case <-d.done:
+		return d.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		return -1
+	}
 }
 
 // Logs returns what the daemon has logged so far.

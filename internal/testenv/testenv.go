@@ -126,7 +126,9 @@ func (r *Redis) cleanup(tb testing.TB) {
 	if !r.Real() {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	// A minute: a fault test leaves some 100,000 keys, and a shared machine
+	// may be slow.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	// One key per UNLINK, for keys of several slots may not share a
 	// command; pipelined per node, as a test may leave many keys.
