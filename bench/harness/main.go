@@ -4,7 +4,7 @@
 // latency against offered rate to docs/check-latency.png. docs/PERFORMANCE.md
 // explains every scenario.
 //
-//	go run ./bench/harness                      # the full run, about 8 minutes
+//	go run ./bench/harness                      # the full run, 5 to 9 minutes on 2 cores
 //	go run ./bench/harness -smoke               # 30 seconds, small sizes
 //	go run ./bench/harness -scenarios check,history -rate-duration 5s
 //	go run ./bench/harness -replot              # the plot of bench/results/latest.json again
