@@ -34,6 +34,8 @@ func TestServerKeepsTheContract(t *testing.T) {
 		{"a repeated query parameter", "GET", "/v1/customers/c1/contacts?limit=1&limit=2", "", "", 400, false},
 		{"a repeated parameter the route does not take", "GET", "/v1/customers/c1/contacts?x=1&x=2&phone=1&phone=2", "", "", 200, false},
 		{"a repeated query parameter of the page", "GET", "/customers/c1/panel?before=a&before=b", "", "", 400, true},
+		{"a repeated range of the insights page", "GET", "/insights/panel?range=7d&range=7d", "", "", 400, true},
+		{"a repeated filter of the follow-ups page", "GET", "/followups/panel?team=a&team=b", "", "", 400, true},
 		{"a currency the page's form gives without a price", "POST", "/customers/c1/check", "application/x-www-form-urlencoded", "channel=call&currency=ABC", 400, true},
 		{"a known currency without a price", "POST", "/customers/c1/check", "application/x-www-form-urlencoded", "channel=call&currency=nok", 200, true},
 	}

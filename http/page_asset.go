@@ -20,7 +20,7 @@ type pageAsset struct {
 
 var pageAssets = func() map[string]*pageAsset {
 	m := map[string]*pageAsset{}
-	for name, ct := range map[string]string{"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8"} {
+	for name, ct := range map[string]string{"page.css": "text/css; charset=utf-8", "page.js": "text/javascript; charset=utf-8", "insights.js": "text/javascript; charset=utf-8"} {
 		body, err := fs.ReadFile(webFiles, "web/"+name)
 		if err != nil {
 			panic(err)

@@ -24,7 +24,7 @@ func (s *Server) refuseRepeatedQuery(next echo.HandlerFunc) echo.HandlerFunc {
 				continue
 			}
 			err := contact.Invalid(name, "is given %d times; give it once", len(values))
-			if p := c.Path(); p == "/" || strings.HasPrefix(p, "/customers/") || strings.HasPrefix(p, "/followups") {
+			if p := c.Path(); p == "/" || strings.HasPrefix(p, "/customers/") || strings.HasPrefix(p, "/followups") || strings.HasPrefix(p, "/insights") {
 				return s.renderPageError(c, err)
 			}
 			return err

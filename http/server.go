@@ -77,6 +77,8 @@ type Config struct {
 	// FollowUps, if set, serves GET /v1/followups, the team leads' page
 	// and the follow-up line of the agent page's complaints.
 	FollowUps FollowUpLister
+	// Insights, if set, serves GET /v1/insights and the insights page.
+	Insights InsightReporter
 	// Epoch, if set, serves POST /v1/admin/epoch, by which an operator
 	// acknowledges a store reset.
 	Epoch EpochAdmin
@@ -158,6 +160,8 @@ func New(cfg Config) *Server {
 	e.GET("/v1/customers/:id/decisions", s.decisions, s.authorize(RoleAgent))
 	s.registerLists() // lists.go: list scrubs and suppression lists
 	s.registerPage()  // page.go: the agent's web page
+	// insights.go: GET /v1/insights and the insights page
+	s.registerInsights()
 	return s
 }
 

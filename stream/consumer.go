@@ -3,11 +3,9 @@ package stream
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -78,20 +76,15 @@ const DefaultMaxFuture = 5 * time.Minute
 // the store, at least once: offsets are committed only after the batch they
 // end is in the store or in the dead-letter topic.
 type Consumer struct {
-	cfg     ConsumerConfig
-	reader  *kafka.Reader
-	dlq     *kafka.Writer
-	store   Applier
-	log     *slog.Logger
-	metrics *Metrics
+	groupLoop // the reader, fetch, retry and Healthy (group.go)
+	cfg       ConsumerConfig
+	dlq       *kafka.Writer
+	store     Applier
+	metrics   *Metrics
 
-	caughtUp    chan struct{}     // closed when Until is reached; nil without Until
-	reached     map[Position]bool // the positions of Until committed so far
-	applied     atomic.Int64      // events applied since the start
-	running     atomic.Bool
-	mu          sync.Mutex
-	failing     error  // the last failure of the store or Kafka, nil after a success
-	failingStep string // where it failed: fetch, apply, dead_letter, commit
+	caughtUp chan struct{}     // closed when Until is reached; nil without Until
+	reached  map[Position]bool // the positions of Until committed so far
+	applied  atomic.Int64      // events applied since the start
 }
 
 // NewConsumer returns a consumer that applies to store. Call Run to start it.
@@ -137,26 +130,12 @@ func NewConsumer(cfg ConsumerConfig, store Applier) (*Consumer, error) {
 		cfg.Metrics = NewMetrics(nil)
 	}
 	c := &Consumer{
+		groupLoop: newGroupLoop(cfg.Brokers, cfg.Topics, cfg.Group, cfg.BatchSize, cfg.BatchWait, cfg.MaxWait, "apply",
+			cfg.Logger, cfg.Metrics.Retries),
 		caughtUp: make(chan struct{}),
 		reached:  map[Position]bool{},
 		cfg:      cfg,
 		store:    store,
-		log:      cfg.Logger,
-		reader: kafka.NewReader(kafka.ReaderConfig{
-			Brokers:        cfg.Brokers,
-			GroupID:        cfg.Group,
-			GroupTopics:    cfg.Topics,
-			MinBytes:       1,
-			MaxBytes:       10 << 20,
-			MaxWait:        cfg.MaxWait,
-			StartOffset:    kafka.FirstOffset, // a new group reads everything retained
-			CommitInterval: 0,                 // commits are synchronous and explicit
-			// A crashed member holds its partitions until its session
-			// times out: keep that short so a restart resumes quickly.
-			SessionTimeout:   10 * time.Second,
-			RebalanceTimeout: 10 * time.Second,
-			ErrorLogger:      kafka.LoggerFunc(func(msg string, args ...any) { cfg.Logger.Warn(fmt.Sprintf(msg, args...), "component", "kafka") }),
-		}),
 		dlq: &kafka.Writer{
 			Addr:                   kafka.TCP(cfg.Brokers...),
 			Topic:                  cfg.DLQTopic,
@@ -203,33 +182,6 @@ func (c *Consumer) track(batch []kafka.Message) {
 			close(c.caughtUp)
 		}
 	}
-}
-
-// Healthy returns nil while the consumer runs and its last store and Kafka
-// operations succeeded, else an error saying why not. A Kafka failure (a
-// fetch, a commit) is forgotten as soon as the brokers answer again, so that
-// a quiet topic does not keep the consumer unready after an outage.
-func (c *Consumer) Healthy(ctx context.Context) error {
-	if !c.running.Load() {
-		return errors.New("consumer is not running")
-	}
-	c.mu.Lock()
-	failing, step := c.failing, c.failingStep
-	c.mu.Unlock()
-	if failing == nil || step == "apply" {
-		return failing
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	if Ping(ctx, c.cfg.Brokers) != nil {
-		return failing
-	}
-	c.mu.Lock()
-	if c.failing == failing {
-		c.failing, c.failingStep = nil, ""
-	}
-	c.mu.Unlock()
-	return nil
 }
 
 // Run consumes until ctx is done, then finishes the batches in flight
@@ -279,26 +231,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 }
 
-// fetch blocks for the first message of a batch, then collects more until
-// the batch is full or BatchWait has passed.
-func (c *Consumer) fetch(ctx context.Context) ([]kafka.Message, error) {
-	first, err := c.reader.FetchMessage(ctx)
-	if err != nil {
-		return nil, err
-	}
-	batch := []kafka.Message{first}
-	wait, cancel := context.WithTimeout(ctx, c.cfg.BatchWait)
-	defer cancel()
-	for len(batch) < c.cfg.BatchSize {
-		m, err := c.reader.FetchMessage(wait)
-		if err != nil {
-			break // the wait is over; a real fault will show on the next first fetch
-		}
-		batch = append(batch, m)
-	}
-	return batch, nil
-}
-
 // apply applies events until the store takes them, retrying an outage
 // without limit (until ctx ends) and a refusal of some events MaxAttempts
 // times. It returns one error per event: those still refused, with the
@@ -341,38 +273,6 @@ func (c *Consumer) decode(m kafka.Message) (contact.Event, error) {
 			e.At.Sub(m.Time).Round(time.Second), c.cfg.MaxFuture)
 	}
 	return e, nil
-}
-
-// retry calls op until it succeeds or ctx is done, backing off from 50ms to
-// 5s. It reports whether op succeeded.
-func (c *Consumer) retry(ctx context.Context, step string, op func(context.Context) error) bool {
-	backoff := 50 * time.Millisecond
-	for {
-		err := op(ctx)
-		if err == nil {
-			return true
-		}
-		c.fail(step, err)
-		if !sleep(ctx, jitter(backoff)) {
-			c.log.Warn("consumer gave up a batch without committing it", "step", step)
-			return false
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
-}
-
-func (c *Consumer) fail(step string, err error) {
-	c.mu.Lock()
-	c.failing, c.failingStep = fmt.Errorf("%s: %w", step, err), step
-	c.mu.Unlock()
-	c.metrics.Retries.WithLabelValues(step).Inc()
-	c.log.Warn("consumer step failed; retrying", "step", step, "error", err)
-}
-
-func (c *Consumer) setFailing(err error) {
-	c.mu.Lock()
-	c.failing, c.failingStep = err, ""
-	c.mu.Unlock()
 }
 
 // jitter returns a duration between d/2 and d, so that replicas that failed

@@ -44,6 +44,8 @@ type Config struct {
 	Audit             string // best-effort, required or off
 	AuditBuffer       int
 	Instance          string
+	Insights          bool // run the insights aggregator
+	InsightsGroup     string
 	KafkaPartitions   int
 	BatchSize         int
 	BatchWait         time.Duration
@@ -180,6 +182,17 @@ func settings() []setting {
 				c.Instance, _ = os.Hostname()
 			}
 			return contact.ValidText("", c.Instance)
+		}},
+		{"OUTREACH_INSIGHTS", "insights", "on", "on: this process also runs the insights aggregator, which counts the decisions topic into Redis for GET /v1/insights, once per consumer group across replicas; off: it only answers from what others count", func(c *Config, v string) error {
+			c.Insights = v == "on"
+			if v != "on" && v != "off" {
+				return errors.New("must be on or off")
+			}
+			return nil
+		}},
+		{"OUTREACH_INSIGHTS_GROUP", "insights-group", "outreach-insights", "consumer group of the insights aggregator on the decisions topic", func(c *Config, v string) error {
+			c.InsightsGroup = v
+			return nonEmpty(v)
 		}},
 		{"OUTREACH_KAFKA_DLQ_TOPIC", "kafka-dlq-topic", "outreach.events.dlq", "dead-letter topic", func(c *Config, v string) error {
 			c.DLQTopic = v

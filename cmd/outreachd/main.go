@@ -34,6 +34,7 @@ import (
 	"github.com/outreach/outreach/contact/redis"
 	"github.com/outreach/outreach/dedupe"
 	"github.com/outreach/outreach/dedupe/check"
+	"github.com/outreach/outreach/dedupe/insight"
 	httpapi "github.com/outreach/outreach/http"
 	"github.com/outreach/outreach/stream"
 )
@@ -108,6 +109,7 @@ type Main struct {
 	policy   atomic.Pointer[dedupe.Policy]
 	presets  atomic.Pointer[presetSet] // OUTREACH_POLICY_PRESETS
 	keys     *httpapi.Keys             // nil: no keys
+	insights *insight.Service
 	stopBg   context.CancelFunc
 	bg       sync.WaitGroup
 	closers  []func() error
@@ -147,6 +149,9 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.producer = stream.NewProducer(m.brokers, m.Config.KafkaTopics[0])
 	m.closers = append(m.closers, func() error { m.close("producer", m.producer.Close); return nil })
+	if m.insights, err = m.newInsights(ctx, bgCtx); err != nil { // insights.go
+		return err
+	}
 	api := m.newAPI(defaults, consumer)
 	if err := m.serve(api); err != nil {
 		return err
@@ -181,6 +186,7 @@ func (m *Main) newAPI(defaults contact.Defaults, consumer *stream.Consumer) *htt
 		Epoch:     m.store,
 		Decisions: decisions,
 		FollowUps: checks,
+		Insights:  m.insights,
 		Ready: []httpapi.Check{
 			{Name: "redis", Role: httpapi.ReadyAPI, Check: m.store.Ping},
 			{Name: "store", Role: httpapi.ReadyAPI, Check: m.store.EpochSample},

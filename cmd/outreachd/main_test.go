@@ -50,6 +50,7 @@ func testEnv(t *testing.T) (map[string]string, *testenv.Redis, *testenv.Kafka) {
 		"OUTREACH_KAFKA_DLQ_TOPIC":       k.Topic(t, "dlq", 1),
 		"OUTREACH_KAFKA_DECISIONS_TOPIC": k.Topic(t, "decisions", 3),
 		"OUTREACH_KAFKA_GROUP":           "g-" + testenv.Unique(t),
+		"OUTREACH_INSIGHTS_GROUP":        "i-" + testenv.Unique(t),
 		"OUTREACH_MAX_EVENTS":            "100000",
 		"OUTREACH_API_KEYS_FILE":         keysFile(t),
 	}
@@ -232,6 +233,7 @@ func TestCrashAndReplay(t *testing.T) {
 		"OUTREACH_MAX_EVENTS=100000",
 		"OUTREACH_BATCH_SIZE=20",
 		"OUTREACH_AUTH=off",
+		"OUTREACH_INSIGHTS=off", // the shared default decisions topic holds every test's records
 	)
 	bin := testenv.Build(t, ".")
 

@@ -74,6 +74,9 @@ func newRig(t *testing.T, c rigConfig) *rig {
 		"OUTREACH_KAFKA_DLQ_TOPIC=" + r.dlq,
 		"OUTREACH_KAFKA_GROUP=" + r.group,
 		"OUTREACH_API_KEYS_FILE=" + keysFile(t),
+		// The shared default decisions topic holds every test's records:
+		// an insights aggregator would count them all.
+		"OUTREACH_INSIGHTS=off",
 	}, c.Env...)
 	addrs := strings.Split(c.RedisAddr, ",")
 	if c.Cluster {
