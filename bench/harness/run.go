@@ -24,7 +24,7 @@ const partitions = 6
 
 // runNames are the key prefix, topics and group of one run, unique to it.
 type runNames struct {
-	id, prefix, topic, dlq, group string
+	id, prefix, topic, dlq, decisions, group string
 }
 
 func newRunNames() *runNames {
@@ -32,7 +32,7 @@ func newRunNames() *runNames {
 	rand.Read(b)
 	id := hex.EncodeToString(b)
 	return &runNames{id: id, prefix: "bench:" + id + ":", topic: "bench." + id + ".events",
-		dlq: "bench." + id + ".dlq", group: "bench-" + id}
+		dlq: "bench." + id + ".dlq", decisions: "bench." + id + ".decisions", group: "bench-" + id}
 }
 
 // progress prints timestamped progress lines. It is safe for concurrent use.
@@ -188,7 +188,7 @@ func (e *env) cleanup() {
 	}
 	defer e.rdb.Close()
 	if e.cfg.Keep {
-		e.pr.Printf("kept keys %s* and topics %s, %s", e.names.prefix, e.names.topic, e.names.dlq)
+		e.pr.Printf("kept keys %s* and topics %s, %s, %s", e.names.prefix, e.names.topic, e.names.dlq, e.names.decisions)
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -196,7 +196,7 @@ func (e *env) cleanup() {
 	n, err := deleteKeys(ctx, e.rdb, e.names.prefix)
 	e.pr.Printf("deleted %d keys under %s (%v)", n, e.names.prefix, err)
 	cl := &kafka.Client{Addr: kafka.TCP(e.srv.brokers...), Timeout: 30 * time.Second}
-	if _, err := cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{e.names.topic, e.names.dlq}}); err != nil {
+	if _, err := cl.DeleteTopics(ctx, &kafka.DeleteTopicsRequest{Topics: []string{e.names.topic, e.names.dlq, e.names.decisions}}); err != nil {
 		e.pr.Printf("delete topics: %v", err)
 	}
 }

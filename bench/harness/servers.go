@@ -249,6 +249,7 @@ func startOutreachd(ctx context.Context, bin string, s *servers, run *runNames, 
 		"OUTREACH_REDIS_ADDR=" + s.redis, "OUTREACH_REDIS_PREFIX=" + run.prefix,
 		"OUTREACH_KAFKA_BROKERS=" + strings.Join(s.brokers, ","), "OUTREACH_KAFKA_TOPICS=" + run.topic,
 		"OUTREACH_KAFKA_GROUP=" + run.group, "OUTREACH_KAFKA_DLQ_TOPIC=" + run.dlq,
+		"OUTREACH_KAFKA_DECISIONS_TOPIC=" + run.decisions, "OUTREACH_INSIGHTS_GROUP=" + run.group + "-insights",
 		"OUTREACH_KAFKA_PARTITIONS=" + strconv.Itoa(partitions),
 	}
 	return startProc(ctx, "outreachd", bin, nil, env, pr, func(line string) string {
