@@ -30,6 +30,11 @@ type Lookup struct {
 	// token.
 	Claim    *Claim
 	ClaimTTL time.Duration
+	// OfferProducts, when not nil, limits State.Offers to the offers of
+	// the products it names, and to none when it is empty: a check needs
+	// the offers of its own product at most, and a store need not decode
+	// the others. nil reads them all.
+	OfferProducts []string
 	// FollowUps asks for the customer's follow-ups too.
 	FollowUps bool
 }

@@ -81,9 +81,7 @@ func benchStored(b *testing.B, r *testenv.Redis) int {
 	pipe := r.Client.Pipeline()
 	var cmds []*goredis.IntCmd
 	for i := range benchCustomers {
-		for _, kind := range []string{"c", "p", "x", "o"} { // not "f": offers are stored twice
-			cmds = append(cmds, pipe.ZCard(ctx, r.Prefix+"{c:"+eventgen.CustomerID(i)+"}:"+kind))
-		}
+		cmds = append(cmds, pipe.ZCard(ctx, r.Prefix+"{c:"+eventgen.CustomerID(i)+"}:h"))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		b.Fatalf("count stored events: %v", err)
@@ -101,7 +99,7 @@ func benchClear(b *testing.B, r *testenv.Redis) {
 	ctx := context.Background()
 	pipe := r.Client.Pipeline()
 	for i := range benchCustomers {
-		for _, kind := range []string{"c", "p", "x", "o", "f"} {
+		for _, kind := range []string{"h", "i", "s", "r", "f"} {
 			pipe.Del(ctx, r.Prefix+"{c:"+eventgen.CustomerID(i)+"}:"+kind)
 		}
 	}

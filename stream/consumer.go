@@ -184,21 +184,40 @@ func (c *Consumer) track(batch []kafka.Message) {
 	}
 }
 
-// Run consumes until ctx is done, then finishes the batch in flight (within
-// StopTimeout), commits it and returns nil. It returns an error only if the
-// consumer cannot go on. Run closes the consumer when it returns.
+// Run consumes until ctx is done, then finishes the batches in flight
+// (within StopTimeout), commits them and returns nil. It returns an error
+// only if the consumer cannot go on. Run closes the consumer when it
+// returns.
+//
+// Fetching, applying and committing overlap: while a batch is applied,
+// the next is fetched and the one before it committed, so that Redis need
+// not wait for Kafka. Batches are applied one at a time, in order (the
+// follow-ups the store derives after a batch are read and then written, not
+// merged), and committed in order once applied.
 func (c *Consumer) Run(ctx context.Context) error {
 	c.running.Store(true)
 	defer c.running.Store(false)
 	defer c.close()
 	c.log.Info("consumer started", "topics", c.cfg.Topics, "group", c.cfg.Group)
+	applying := make(chan struct{}, 1) // held while a batch is applied
+	queue := make(chan *inflight, 2)   // applied or being applied, in order, for the committer
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		c.commitInOrder(queue)
+	}()
+	defer func() {
+		close(queue)
+		<-committed
+		c.log.Info("consumer stopped")
+	}()
 	for {
 		batch, err := c.fetch(ctx)
 		if len(batch) > 0 {
-			c.process(ctx, batch)
+			applying <- struct{}{} // the batch before ends within StopTimeout of ctx
+			queue <- c.launch(ctx, batch, applying)
 		}
 		if ctx.Err() != nil {
-			c.log.Info("consumer stopped")
 			return nil
 		}
 		if err != nil {
@@ -209,70 +228,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 				return nil
 			}
 		}
-	}
-}
-
-// process applies a batch, sends its bad messages to the dead-letter topic
-// and commits it. While the store or Kafka fails it retries with backoff;
-// once ctx is done it keeps trying for StopTimeout, then gives up without
-// committing, so the batch is delivered again to the next consumer.
-func (c *Consumer) process(ctx context.Context, batch []kafka.Message) {
-	start := time.Now()
-	events := make([]contact.Event, 0, len(batch))
-	from := make([]kafka.Message, 0, len(batch)) // the message of each event
-	var dead []kafka.Message
-	for _, m := range batch {
-		e, err := c.decode(m)
-		if err != nil {
-			dead = append(dead, deadLetter(m, err))
-			continue
-		}
-		events, from = append(events, e), append(from, m)
-	}
-
-	// Finish the batch even if ctx ends now, but not forever.
-	finish, cancel := stopAfter(ctx, c.cfg.StopTimeout)
-	defer cancel()
-	refused, ok := c.apply(finish, events)
-	if !ok {
-		return
-	}
-	applied, erased := len(events), 0
-	for i, err := range refused {
-		switch {
-		case err == nil:
-		case contact.ErrorCode(err) == contact.EGone:
-			erased++
-			applied--
-		default:
-			dead = append(dead, deadLetter(from[i], err))
-			applied--
-		}
-	}
-	if len(dead) > 0 {
-		if !c.retry(finish, "dead_letter", func(ctx context.Context) error { return c.dlq.WriteMessages(ctx, dead...) }) {
-			return
-		}
-		for _, m := range dead {
-			c.log.Warn("message dead-lettered", "topic", headerValue(m, HeaderTopic), "reason", headerValue(m, HeaderError),
-				"partition", headerValue(m, HeaderPartition), "offset", headerValue(m, HeaderOffset))
-		}
-	}
-	if err := c.reader.CommitMessages(finish, batch...); err != nil {
-		// A failed commit loses nothing: the batch is in the store and will
-		// be delivered again, and applying it again is harmless.
-		c.fail("commit", err)
-		return
-	}
-	c.setFailing(nil)
-	c.track(batch)
-	c.applied.Add(int64(applied))
-	c.metrics.Applied.Add(float64(applied))
-	c.metrics.DeadLettered.Add(float64(len(dead)))
-	c.metrics.Erased.Add(float64(erased))
-	c.metrics.BatchSeconds.Observe(time.Since(start).Seconds())
-	for _, m := range lastPerPartition(batch) {
-		c.metrics.Lag.WithLabelValues(m.Topic, strconv.Itoa(m.Partition)).Set(float64(max(0, m.HighWaterMark-m.Offset-1)))
 	}
 }
 

@@ -1,6 +1,7 @@
 // Package eventgen makes realistic, valid outreach events for benchmarks and
 // load tests: mostly contacts by agents of teams in campaigns, some with an
-// offer, and purchases, complaints, opt-outs and opt-ins among them.
+// offer, and purchases, complaints (about one of a few cases per customer),
+// opt-outs and opt-ins among them.
 //
 // A Generator is deterministic for a seed, so two runs store the same data.
 package eventgen
@@ -57,6 +58,11 @@ func (g *Generator) Next() contact.Event {
 	return g.For(CustomerID(g.rng.IntN(g.customers)))
 }
 
+// casesPerCustomer is how many complaint cases a customer has: each
+// complaint opens or resolves one of them, so a long history holds a few
+// cases, each opened and maybe resolved, rather than hundreds open at once.
+const casesPerCustomer = 3
+
 // Mix of event types, in percent.
 const (
 	pctContact   = 70
@@ -96,7 +102,7 @@ func (g *Generator) For(customerID string) contact.Event {
 		}
 	case p < pctContact+pctPurchase+pctComplaint:
 		e.Type = contact.TypeComplaint
-		e.CaseID = fmt.Sprintf("case-%06d", g.rng.IntN(1_000_000))
+		e.CaseID = fmt.Sprintf("case-%s-%d", customerID, g.rng.IntN(casesPerCustomer))
 		if g.rng.IntN(3) == 0 {
 			e.Status = contact.ComplaintResolved
 		}

@@ -85,7 +85,7 @@ func (p *Parser) Normalize(raw string) (string, error) {
 	// mobile 1, Belarus's trunk 8) as another number. Read the result again
 	// until it is stable, so that a number given in E.164 form finds what was
 	// stored under any other spelling of it.
-	for prev, i := raw, 0; e != prev && i < 3; i++ {
+	for prev, i := raw, 0; e != prev && i < 3 && !p.cache.has(e); i++ { // a cached result is stable
 		next, ok := parse(e, p.region)
 		if !ok {
 			break

@@ -56,14 +56,23 @@ local h, ids, st, rc, of, claim = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], K
 local now, ttl, maxev = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local tomb = redis.call('GET', KEYS[7])
 if tomb and tonumber(ARGV[6]) <= tonumber(tomb) then return 3 end
-local old = redis.call('HGET', ids, ARGV[4])
-if old then
-  if old == ARGV[5] then return 1 end
-  return 2
-end
 local score = tonumber(ARGV[6])
-if score >= now - ttl then
-  redis.call('HSET', ids, ARGV[4], ARGV[5])
+local keep = score >= now - ttl
+-- The id index: HSETNX both looks the id up and, for a new event kept in
+-- the history, records it, in one call.
+if keep then
+  if redis.call('HSETNX', ids, ARGV[4], ARGV[5]) == 0 then
+    if redis.call('HGET', ids, ARGV[4]) == ARGV[5] then return 1 end
+    return 2
+  end
+else
+  local old = redis.call('HGET', ids, ARGV[4])
+  if old then
+    if old == ARGV[5] then return 1 end
+    return 2
+  end
+end
+if keep then
   redis.call('ZADD', h, score, ARGV[7])
   local cutoff = '(' .. (now - ttl)
   local old = redis.call('ZRANGEBYSCORE', h, '-inf', cutoff)
@@ -79,23 +88,33 @@ if score >= now - ttl then
   redis.call('PEXPIRE', h, ttl)
   redis.call('PEXPIRE', ids, ttl)
 end
+-- The state: every slot the event competes for, and the count of binding
+-- slots, read in one HMGET and written in one HSET.
+local n = tonumber(ARGV[8])
 local a = 9
+local fields = {'#b'}
+for i = 1, n do fields[i + 1] = ARGV[a + 3 * (i - 1)] end
+local cur = redis.call('HMGET', st, unpack(fields))
+local bound = tonumber(cur[1] or '0')
+local set = {}
 local delta = 0
-for _ = 1, tonumber(ARGV[8]) do
+for i = 1, n do
   local field, binding, value = ARGV[a], ARGV[a + 1], ARGV[a + 2]
   a = a + 3
-  local cur = redis.call('HGET', st, field)
-  if not cur or gt(okey(value), okey(cur)) then
-    redis.call('HSET', st, field, value)
+  local c = cur[i + 1]
+  if not c or gt(okey(value), okey(c)) then
+    set[#set + 1] = field
+    set[#set + 1] = value
     if binding == '1' then delta = delta + 1 end
-    if cur and string.sub(cur, 1, 1) == '1' then delta = delta - 1 end
+    if c and string.sub(c, 1, 1) == '1' then delta = delta - 1 end
   end
 end
-if delta ~= 0 then redis.call('HINCRBY', st, '#b', delta) end
-if tonumber(redis.call('HGET', st, '#b') or '0') > 0 then
+if #set > 0 then redis.call('HSET', st, unpack(set)) end
+if delta ~= 0 then bound = redis.call('HINCRBY', st, '#b', delta) end
+if bound > 0 then
   redis.call('PERSIST', st)
-elseif redis.call('EXISTS', st) == 1 then
-  redis.call('PEXPIRE', st, ttl)
+else
+  redis.call('PEXPIRE', st, ttl) -- a no-op when there is no state
 end
 if ARGV[a] ~= '' then
   local horizon = tonumber(ARGV[a + 1])

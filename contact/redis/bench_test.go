@@ -29,7 +29,7 @@ const (
 	benchSpan       = 90 * 24 * time.Hour // how far back events go
 )
 
-var benchKinds = []string{"h", "i", "s", "r", "f"}
+var benchKinds = []string{"h", "i", "s", "r", "f", "u"} // the keys of a customer, follow-ups (u) included
 
 // benchKey is the key the store writes e's history to, for the raw baseline.
 func benchKey(prefix string, e *contact.Event) string {
@@ -234,33 +234,49 @@ func benchMemoryUsage(b *testing.B, r *testenv.Redis, customers int) int64 {
 	return sum
 }
 
-// benchReadCustomer stores 200 events of one customer for the read
+// benchReadCustomer stores n events of one customer for the read
 // benchmarks and returns its id.
-func benchReadCustomer(b *testing.B, s *redis.Store) string {
+func benchReadCustomer(b *testing.B, s *redis.Store, n int) string {
 	b.Helper()
 	id := eventgen.CustomerID(0)
 	gen := eventgen.New(3, 1, "read-", time.Now(), benchSpan)
-	events := make([]contact.Event, 200)
-	for i := range events {
-		events[i] = gen.For(id)
-	}
-	if _, err := s.Apply(context.Background(), events); err != nil {
-		b.Fatal(err)
+	for n > 0 {
+		events := make([]contact.Event, min(n, benchBatchSize))
+		for i := range events {
+			events[i] = gen.For(id)
+		}
+		if _, err := s.Apply(context.Background(), events); err != nil {
+			b.Fatal(err)
+		}
+		n -= len(events)
 	}
 	return id
 }
 
-// benchRawRead is the baseline of the read benchmarks: one pipeline that
-// reads every member of the customer's five sets, without decoding them.
-func benchRawRead(b *testing.B, r *testenv.Redis, id string) {
+// benchRawRead is the baseline of the read benchmarks: one pipeline of the
+// reads the store makes, with nothing decoded. For a timeline page: the
+// newest 50 history members and the state (its slots, recent contacts and
+// offers); for the facts of a check: the state, the claim and the
+// suppression entries.
+func benchRawRead(b *testing.B, r *testenv.Redis, id string, facts bool) {
 	ctx := context.Background()
+	k := r.Prefix + "{c:" + id + "}:"
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
+			now := strconv.FormatInt(time.Now().UnixMilli(), 10)
 			pipe := r.Client.Pipeline()
-			for _, kind := range benchKinds {
-				pipe.ZRevRange(ctx, r.Prefix+"{c:"+id+"}:"+kind, 0, -1)
+			if !facts {
+				pipe.ZRevRangeByScoreWithScores(ctx, k+"h", &goredis.ZRangeBy{Min: "-inf", Max: "+inf", Count: 50})
 			}
-			if _, err := pipe.Exec(ctx); err != nil {
+			pipe.HGetAll(ctx, k+"s")
+			pipe.ZRangeWithScores(ctx, k+"r", 0, -1)
+			pipe.ZRangeByScoreWithScores(ctx, k+"f", &goredis.ZRangeBy{Min: "(" + now, Max: "+inf"})
+			if facts {
+				pipe.Get(ctx, k+"claim")
+				pipe.HGetAll(ctx, k+"dnc")
+				pipe.HGetAll(ctx, r.Prefix+"{dnc}:lists")
+			}
+			if _, err := pipe.Exec(ctx); err != nil && err != goredis.Nil {
 				b.Error(err)
 				return
 			}
@@ -271,11 +287,11 @@ func benchRawRead(b *testing.B, r *testenv.Redis, id string) {
 
 // BenchmarkTimeline reads the first page (50) of the timeline of a customer
 // with 200 events, with its derived state, from parallel goroutines. Its
-// baseline, baseline-raw-zrange, reads all 200 members raw in one pipeline.
+// baseline, baseline-raw, makes the same reads raw in one pipeline.
 func BenchmarkTimeline(b *testing.B) {
 	r := testenv.NewRedis(b)
 	s := redis.New(r.Client, redis.Options{Prefix: r.Prefix})
-	id := benchReadCustomer(b, s)
+	id := benchReadCustomer(b, s, 200)
 	ctx := context.Background()
 	b.Run("store", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
@@ -289,16 +305,16 @@ func BenchmarkTimeline(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
 	})
-	b.Run("baseline-raw-zrange", func(b *testing.B) { benchRawRead(b, r, id) })
+	b.Run("baseline-raw", func(b *testing.B) { benchRawRead(b, r, id, false) })
 }
 
 // BenchmarkFacts reads everything a pre-dial decision needs about a customer
-// with 200 events, from parallel goroutines. Its baseline,
-// baseline-raw-zrange, reads all the customer's keys raw in one pipeline.
+// with 200 events, from parallel goroutines. Its baseline, baseline-raw,
+// makes the same reads raw in one pipeline.
 func BenchmarkFacts(b *testing.B) {
 	r := testenv.NewRedis(b)
 	s := redis.New(r.Client, redis.Options{Prefix: r.Prefix})
-	id := benchReadCustomer(b, s)
+	id := benchReadCustomer(b, s, 200)
 	ctx := context.Background()
 	b.Run("store", func(b *testing.B) {
 		b.RunParallel(func(pb *testing.PB) {
@@ -312,5 +328,32 @@ func BenchmarkFacts(b *testing.B) {
 		})
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
 	})
-	b.Run("baseline-raw-zrange", func(b *testing.B) { benchRawRead(b, r, id) })
+	b.Run("baseline-raw", func(b *testing.B) { benchRawRead(b, r, id, true) })
+}
+
+// BenchmarkFactsLongHistory reads the facts of a check of a customer with
+// 10,000 events, whose state is full (100 recent contacts, 50 live offers):
+// all-offers decodes every offer, as a check did before it named its
+// product; one-product decodes those of the check's product only, as a
+// check does now. Its baseline, baseline-raw, makes the same reads raw.
+func BenchmarkFactsLongHistory(b *testing.B) {
+	r := testenv.NewRedis(b)
+	s := redis.New(r.Client, redis.Options{Prefix: r.Prefix})
+	id := benchReadCustomer(b, s, 10_000)
+	ctx := context.Background()
+	for _, bc := range []struct {
+		name     string
+		products []string
+	}{{"all-offers", nil}, {"one-product", []string{"fiber-500"}}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				f := s.Facts(ctx, []contact.Lookup{{CustomerID: id, OfferProducts: bc.products}})
+				if f[0].Err != nil || len(f[0].State.Recent) == 0 {
+					b.Fatalf("Facts: %+v", f[0])
+				}
+			}
+		})
+	}
+	b.Run("baseline-raw", func(b *testing.B) { benchRawRead(b, r, id, true) })
 }

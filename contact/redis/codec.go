@@ -303,6 +303,46 @@ func (d *recordReader) offerField(e *contact.Event, tag byte) {
 	}
 }
 
+// recordProduct reads the product of a record without decoding the rest:
+// it skips the fields before it (codec order) and stops at the first after.
+func recordProduct(b []byte) (string, error) {
+	if len(b) < 2 || b[0] != recordVersion {
+		return "", errRecord
+	}
+	d := recordReader{b: b[2:]}
+	for d.err == nil && len(d.b) > 0 {
+		switch tag := d.b[0]; tag {
+		case tagChannel, tagPurpose:
+			d.byte()
+			d.byte()
+		case tagInbound:
+			d.byte()
+		case tagAgent, tagTeam, tagCampaign:
+			d.b = d.b[1:]
+			d.skipStr()
+		case tagProduct:
+			d.b = d.b[1:]
+			return d.str(), d.err
+		default:
+			return "", nil // past where the product would be: none
+		}
+	}
+	if d.err != nil {
+		return "", fmt.Errorf("%w: %v", errRecord, d.err)
+	}
+	return "", nil
+}
+
+// skipStr skips a string without copying it.
+func (d *recordReader) skipStr() {
+	n, k := binary.Uvarint(d.b)
+	if k <= 0 || n > uint64(len(d.b)-k) {
+		d.fail("bad string")
+		return
+	}
+	d.b = d.b[k+int(n):]
+}
+
 // digest identifies an event's content, without its id and customer, so
 // that a second event with a stored id is recognised as the same event (a
 // redelivery) or another one (a conflict).

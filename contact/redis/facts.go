@@ -40,7 +40,7 @@ func (s *Store) Facts(ctx context.Context, lookups []contact.Lookup) []contact.F
 		if s.epoch {
 			p.epoch = pipe.Get(ctx, s.customerEpochKey(l.CustomerID))
 		}
-		p.state = s.queueState(ctx, pipe, l.CustomerID, now)
+		p.state = s.queueState(ctx, pipe, l.CustomerID, now, l.OfferProducts)
 		key := s.claimKey(l.CustomerID)
 		// SET NX comes before GET, so that a check that loses the race
 		// reads the winner's claim: commands of one pipeline run in order.

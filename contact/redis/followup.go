@@ -134,7 +134,7 @@ func (s *Store) syncFollowUps(ctx context.Context, customers []string) error {
 	pipe := s.rdb.Pipeline()
 	reads := make([]read, len(customers))
 	for i, c := range customers {
-		reads[i] = read{s.queueState(ctx, pipe, c, now), pipe.ZRangeWithScores(ctx, s.key(c, kindHistory), 0, -1), s.queueFollowUps(ctx, pipe, c)}
+		reads[i] = read{s.queueState(ctx, pipe, c, now, nil), pipe.ZRangeWithScores(ctx, s.key(c, kindHistory), 0, -1), s.queueFollowUps(ctx, pipe, c)}
 	}
 	cmds, _ := pipe.Exec(ctx)
 	if err := firstError(cmds); err != nil {

@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -171,7 +172,7 @@ func (s *Store) Timeline(ctx context.Context, customerID string, page contact.Pa
 		max = "(" + ms
 	}
 	older := pipe.ZRevRangeByScoreWithScores(ctx, key, &goredis.ZRangeBy{Min: "-inf", Max: max, Count: int64(page.Limit)})
-	state := s.queueState(ctx, pipe, customerID, now)
+	state := s.queueState(ctx, pipe, customerID, now, nil)
 	_, _ = pipe.Exec(ctx)
 
 	var events []contact.Event
@@ -222,8 +223,10 @@ func msTime(ms int64) time.Time { return time.UnixMilli(ms).UTC() }
 
 // queueState queues on pipe the reads of a customer's state as of now, and
 // returns the function that decodes them once pipe has run. It fails with
-// EUnavailable if any read failed or any value cannot be decoded.
-func (s *Store) queueState(ctx context.Context, pipe goredis.Pipeliner, customerID string, now time.Time) func() (contact.State, error) {
+// EUnavailable if any read failed or any value cannot be decoded. Offers of
+// products not in offerProducts are left out, unless it is nil (see
+// contact.Lookup).
+func (s *Store) queueState(ctx context.Context, pipe goredis.Pipeliner, customerID string, now time.Time, offerProducts []string) func() (contact.State, error) {
 	slots := pipe.HGetAll(ctx, s.key(customerID, kindState))
 	recent := pipe.ZRangeWithScores(ctx, s.key(customerID, kindRecent), 0, -1)
 	offers := pipe.ZRangeByScoreWithScores(ctx, s.key(customerID, kindOffers), &goredis.ZRangeBy{Min: "(" + formatMillis(now.UnixMilli()), Max: "+inf"})
@@ -251,7 +254,10 @@ func (s *Store) queueState(ctx context.Context, pipe goredis.Pipeliner, customer
 			st.Recent = append(st.Recent, contact.Stamp{At: msTime(int64(z.Score)), ID: id})
 		}
 		for _, z := range offers.Val() {
-			e, err := decodeOffer(customerID, z)
+			e, err := decodeOffer(customerID, z, offerProducts)
+			if errors.Is(err, errOtherProduct) {
+				continue
+			}
 			if err != nil {
 				return contact.State{}, s.undecodable(s.key(customerID, kindOffers), err)
 			}
@@ -262,11 +268,28 @@ func (s *Store) queueState(ctx context.Context, pipe goredis.Pipeliner, customer
 	}
 }
 
-func decodeOffer(customerID string, z goredis.Z) (contact.Event, error) {
+// errOtherProduct is decodeOffer's answer for an offer of a product not
+// asked for.
+var errOtherProduct = errors.New("store: an offer of another product")
+
+// decodeOffer decodes an offer, unless products is not nil and does not
+// name its product: then it reads only as far as the product and returns
+// errOtherProduct. Either way a record that does not start as the codec
+// says is an error, so that a check still fails closed over it.
+func decodeOffer(customerID string, z goredis.Z, products []string) (contact.Event, error) {
 	m, _ := z.Member.(string)
 	id, rest, ok := splitMember(m)
 	if !ok || len(rest) < 8 {
 		return contact.Event{}, errRecord
+	}
+	if products != nil {
+		p, err := recordProduct(rest[8:]) // cheap: no copy but the product's
+		if err != nil {
+			return contact.Event{}, err
+		}
+		if !slices.Contains(products, p) {
+			return contact.Event{}, errOtherProduct
+		}
 	}
 	at := int64(0)
 	for _, c := range rest[:8] {

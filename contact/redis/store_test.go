@@ -258,6 +258,47 @@ func TestStateFromTheStore(t *testing.T) {
 	}
 }
 
+func TestFactsReadOnlyTheOffersAskedFor(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, redis.Options{})
+	offer := func(product string, price int64) func(*contact.Event) {
+		return func(e *contact.Event) {
+			e.Agent, e.Team, e.Campaign, e.Purpose = "a.jones", "retention", "autumn", "sales"
+			e.Product, e.Offer = product, &contact.Offer{ID: "o-" + product, Price: eur(price)}
+		}
+	}
+	apply(t, s,
+		ev("k1", "contact", "c1", t0.Add(-3*time.Hour), offer("fiber-500", 39)),
+		ev("k2", "contact", "c1", t0.Add(-2*time.Hour), offer("tv-basic", 9)),
+		ev("k3", "contact", "c1", t0.Add(-1*time.Hour), offer("fiber-500", 35)),
+		ev("k4", "contact", "c1", t0.Add(-1*time.Hour), offer("", 5)),
+	)
+	for _, tt := range []struct {
+		name     string
+		products []string
+		want     string
+	}{
+		{"all", nil, "k3,k2,k1"}, // k4 names no product: not an offer the state keeps
+		{"one product", []string{"fiber-500"}, "k3,k1"},
+		{"none", []string{}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := s.Facts(context.Background(), []contact.Lookup{{CustomerID: "c1", OfferProducts: tt.products}})
+			if f[0].Err != nil {
+				t.Fatal(f[0].Err)
+			}
+			if got := ids(f[0].State.Offers); got != tt.want {
+				t.Errorf("offers %s, want %s", got, tt.want)
+			}
+			for _, o := range f[0].State.Offers {
+				if o.Offer == nil || o.Agent != "a.jones" || o.Campaign != "autumn" {
+					t.Errorf("offer %s decoded as %+v", o.ID, o)
+				}
+			}
+		})
+	}
+}
+
 // TestPagingKeepsTies: five events of one instant, paged by two, are all
 // shown, once each.
 func TestPagingKeepsTies(t *testing.T) {

@@ -57,8 +57,9 @@ type Config struct {
 
 // Service answers checks and scrubs. It is safe for concurrent use.
 type Service struct {
-	cfg Config
-	log *slog.Logger
+	cfg      Config
+	log      *slog.Logger
+	coalesce *coalescer // the store reads of live checks
 }
 
 // DefaultTimeout is Config.Timeout's default: a dialer needs a bounded answer.
@@ -75,7 +76,7 @@ func New(cfg Config) *Service {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: cfg.Logger}
+	return &Service{cfg: cfg, log: cfg.Logger, coalesce: &coalescer{store: cfg.Store}}
 }
 
 // Policy returns the policy in force.
@@ -137,9 +138,15 @@ func (s *Service) decide(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Re
 	for i := range reqs {
 		lookups[i] = lookup(&reqs[i], p, now)
 	}
-	readCtx, cancel := context.WithTimeout(ctx, timeout)
-	facts := s.cfg.Store.Facts(readCtx, lookups)
-	cancel()
+	var facts []contact.Facts
+	if live && len(lookups) <= coalesceAtMost {
+		// Concurrent checks share store round trips (coalesce.go).
+		facts = s.coalesce.facts(lookups, start.Add(timeout))
+	} else {
+		readCtx, cancel := context.WithTimeout(ctx, timeout)
+		facts = s.cfg.Store.Facts(readCtx, lookups)
+		cancel()
+	}
 	results := make([]dedupe.Result, len(reqs))
 	var failed []error
 	for i := range reqs {
@@ -176,6 +183,10 @@ func lookup(r *dedupe.Request, p *dedupe.Policy, now time.Time) contact.Lookup {
 	l := contact.Lookup{CustomerID: r.CustomerID}
 	if r.Phone != "" {
 		l.Phones = []string{r.Phone}
+	}
+	l.OfferProducts = []string{} // only better_offer reads offers, of its product
+	if r.Product != "" && r.Offer != nil && r.Offer.Price != nil {
+		l.OfferProducts = []string{r.Product}
 	}
 	l.FollowUps = r.Agent != "" && slices.Contains(contact.FollowUpPurposes, r.Purpose)
 	if r.Claim {
