@@ -198,7 +198,17 @@ type stateView struct {
 func writeState(w io.Writer, s *stateView, now time.Time) {
 	fmt.Fprintln(w, "\nSTATE")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	line := func(title string, items []string) {
+	for _, sec := range []struct {
+		title string
+		items []string
+	}{
+		{"last contacts", lastContactItems(s, now)},
+		{"purchases", purchaseItems(s)},
+		{"open complaints", complaintItems(s, now)},
+		{"opted out", optOutItems(s)},
+		{"offers", offerItems(s, now)},
+	} {
+		items, title := sec.items, sec.title
 		if len(items) == 0 {
 			items = []string{"none"}
 		}
@@ -209,7 +219,10 @@ func writeState(w io.Writer, s *stateView, now time.Time) {
 			fmt.Fprintf(tw, "  %s\t%s\n", title, it)
 		}
 	}
+	tw.Flush()
+}
 
+func lastContactItems(s *stateView, now time.Time) []string {
 	var last []string
 	for _, ch := range contact.Channels {
 		if e, ok := s.LastContacts[ch]; ok {
@@ -223,8 +236,10 @@ func writeState(w io.Writer, s *stateView, now time.Time) {
 			last = append(last, it)
 		}
 	}
-	line("last contacts", last)
+	return last
+}
 
+func purchaseItems(s *stateView) []string {
 	var bought []string
 	for _, p := range sortedKeys(s.Products) {
 		e := s.Products[p]
@@ -234,8 +249,10 @@ func writeState(w io.Writer, s *stateView, now time.Time) {
 		}
 		bought = append(bought, it)
 	}
-	line("purchases", bought)
+	return bought
+}
 
+func complaintItems(s *stateView, now time.Time) []string {
 	var open []string
 	for _, e := range s.OpenComplaints {
 		it := "case " + cell(e.CaseID)
@@ -244,9 +261,11 @@ func writeState(w io.Writer, s *stateView, now time.Time) {
 		}
 		open = append(open, it+" since "+relative(e.At, now))
 	}
-	line("open complaints", open)
+	return open
+}
 
-	// An opt-out of every channel shows on each: list it once.
+// optOutItems lists an opt-out of every channel, which shows on each, once.
+func optOutItems(s *stateView) []string {
 	var opted []string
 	seen := map[string]bool{}
 	for _, ch := range contact.Channels {
@@ -261,8 +280,10 @@ func writeState(w io.Writer, s *stateView, now time.Time) {
 		}
 		opted = append(opted, it)
 	}
-	line("opted out", opted)
+	return opted
+}
 
+func offerItems(s *stateView, now time.Time) []string {
 	var offers []string
 	for _, e := range s.Offers {
 		if e.Offer == nil || e.Offer.Price == nil {
@@ -282,8 +303,7 @@ func writeState(w io.Writer, s *stateView, now time.Time) {
 		}
 		offers = append(offers, it)
 	}
-	line("offers", offers)
-	tw.Flush()
+	return offers
 }
 
 func sortedKeys[V any](m map[string]V) []string {

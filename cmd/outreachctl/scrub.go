@@ -177,11 +177,9 @@ func (a *app) scrub(ctx context.Context, name string, o *scrubOptions, flags *pf
 	if err != nil {
 		return err
 	}
-	var policy []byte
-	if o.policyFile != "" {
-		if policy, err = os.ReadFile(o.policyFile); err != nil {
-			return &usageError{err: fmt.Errorf("--policy-file: %w", err)}
-		}
+	policy, err := o.readPolicy()
+	if err != nil {
+		return err
 	}
 	in, size, err := a.openInput(name)
 	if err != nil {
@@ -224,17 +222,7 @@ func (a *app) scrub(ctx context.Context, name string, o *scrubOptions, flags *pf
 		return err
 	}
 
-	accept := "text/csv"
-	if o.summaryOnly {
-		accept = "application/json"
-	}
-	req := request{method: "POST", path: "/v1/lists/scrub", query: q,
-		body: p.reader(in), size: size, contentType: "text/csv", accept: accept}
-	if policy != nil {
-		req.body, req.contentType = multipartList(policy, req.body)
-		req.size = -1
-	}
-	resp, err := a.client.send(ctx, req)
+	resp, err := a.client.send(ctx, o.request(q, policy, p.reader(in), size))
 	if err != nil {
 		return idleCause(err)
 	}
@@ -265,6 +253,34 @@ func (a *app) scrub(ctx context.Context, name string, o *scrubOptions, flags *pf
 	}
 	sum.write(w)
 	return nil
+}
+
+// readPolicy reads the what-if policy of --policy-file, if any.
+func (o *scrubOptions) readPolicy() ([]byte, error) {
+	if o.policyFile == "" {
+		return nil, nil
+	}
+	policy, err := os.ReadFile(o.policyFile)
+	if err != nil {
+		return nil, &usageError{err: fmt.Errorf("--policy-file: %w", err)}
+	}
+	return policy, nil
+}
+
+// request is the scrub's request: the list as CSV, or behind the policy in
+// a multipart form, answered in CSV or, with --summary-only, in JSON.
+func (o *scrubOptions) request(q url.Values, policy []byte, list io.Reader, size int64) request {
+	accept := "text/csv"
+	if o.summaryOnly {
+		accept = "application/json"
+	}
+	req := request{method: "POST", path: "/v1/lists/scrub", query: q,
+		body: list, size: size, contentType: "text/csv", accept: accept}
+	if policy != nil {
+		req.body, req.contentType = multipartList(policy, req.body)
+		req.size = -1
+	}
+	return req
 }
 
 // scrubStatusTrailer ends a streamed scrub: "ok", or "error: " and why the
