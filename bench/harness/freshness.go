@@ -83,25 +83,8 @@ func (e *env) freshness(ctx context.Context) error {
 		p.mu.Unlock()
 		return id, t0, producer.Produce(ctx, []contact.Event{ev})
 	}
-	// Warm up until the baseline reader has joined and outreachd answers.
-	e.pr.Printf("freshness: waiting for the baseline group to join")
-	deadline := time.Now().Add(45 * time.Second)
-	for joined := false; !joined; {
-		id, _, err := probe()
-		if err != nil {
-			return err
-		}
-		select {
-		case <-p.seen:
-			joined = true
-			if _, err := e.visible(ctx, id, time.Now()); err != nil {
-				return err
-			}
-		case <-time.After(200 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return errors.New("freshness: the baseline reader saw no probe within 45s")
-		}
+	if err := e.freshWarmUp(ctx, p, probe); err != nil {
+		return err
 	}
 
 	e.pr.Printf("freshness: %d events/s for %v, %d probes/s", e.cfg.FreshRate, e.cfg.FreshDur, e.cfg.FreshProbes)
@@ -153,19 +136,46 @@ func (e *env) freshness(ctx context.Context) error {
 	}
 	time.Sleep(100 * time.Millisecond) // the baseline's last fetches
 	stopReader()
-	var base []time.Duration
+	e.res.Freshness.Service = freshOf(lat, missed)
+	e.res.Freshness.Kafka = freshOf(p.baseline(), 0)
+	e.res.Freshness.Rate = e.cfg.FreshRate
+	e.pr.Printf("freshness: outreachd %+v; Kafka produce→fetch %+v", e.res.Freshness.Service, e.res.Freshness.Kafka)
+	return nil
+}
+
+// freshWarmUp produces probes until the baseline reader has joined and
+// outreachd answers.
+func (e *env) freshWarmUp(ctx context.Context, p *probes, probe func() (string, time.Time, error)) error {
+	e.pr.Printf("freshness: waiting for the baseline group to join")
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		id, _, err := probe()
+		if err != nil {
+			return err
+		}
+		select {
+		case <-p.seen:
+			_, err := e.visible(ctx, id, time.Now())
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return errors.New("freshness: the baseline reader saw no probe within 45s")
+		}
+	}
+}
+
+// baseline is the baseline's latencies: produce to fetch of each probe.
+func (p *probes) baseline() []time.Duration {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	var base []time.Duration
 	for id, t1 := range p.fetched {
 		if strings.HasPrefix(id, "fresh-") {
 			base = append(base, t1.Sub(p.produced[id]))
 		}
 	}
-	p.mu.Unlock()
-	e.res.Freshness.Service = freshOf(lat, missed)
-	e.res.Freshness.Kafka = freshOf(base, 0)
-	e.res.Freshness.Rate = e.cfg.FreshRate
-	e.pr.Printf("freshness: outreachd %+v; Kafka produce→fetch %+v", e.res.Freshness.Service, e.res.Freshness.Kafka)
-	return nil
+	return base
 }
 
 // watchProbes is the baseline: a group reader that only fetches, from the
