@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"regexp"
@@ -106,5 +107,42 @@ func TestPagePanelDecisionsUnavailable(t *testing.T) {
 				t.Errorf("the panel shows last checks it does not have")
 			}
 		})
+	}
+}
+
+// TestGetDecisions: GET /v1/customers/{id}/decisions reads the customer's
+// records since the given age, at most limit of them, and names a bad
+// query value; a server without an audit trail says so with a 404.
+func TestGetDecisions(t *testing.T) {
+	d := &memDecisions{recs: []dedupe.Record{{Kind: dedupe.RecordCheck, Time: now.Add(-time.Minute), CustomerID: "c42", Role: "dialer",
+		Request: &dedupe.RecordRequest{Channel: contact.Call, Purpose: "sales"}, Reasons: []dedupe.RecordReason{{Code: dedupe.CodeRecentContact, EventIDs: []string{"c2"}}}}}}
+	h := newDecisionsPage(t, d)
+	rec, _ := do(t, h, "GET", "/v1/customers/c42/decisions?since=2h&limit=3", "", "")
+	var got struct {
+		CustomerID string `json:"customer_id"`
+		Since      time.Time
+		Decisions  []dedupe.Record
+		Partial    bool
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != 200 {
+		t.Fatalf("%d %s: %v", rec.Code, rec.Body, err)
+	}
+	if d.gotID != "c42" || !d.gotSince.Equal(now.Add(-2*time.Hour)) || d.gotLimit != 3 {
+		t.Errorf("read for %q since %v, limit %d; want c42 since 2h ago, limit 3", d.gotID, d.gotSince, d.gotLimit)
+	}
+	if got.CustomerID != "c42" || !got.Since.Equal(now.Add(-2*time.Hour)) || len(got.Decisions) != 1 ||
+		got.Decisions[0].Reasons[0].EventIDs[0] != "c2" || got.Partial {
+		t.Errorf("answer = %s", rec.Body)
+	}
+	if rec, _ := do(t, h, "GET", "/v1/customers/c42/decisions", "", ""); rec.Code != 200 || !d.gotSince.Equal(now.Add(-24*time.Hour)) || d.gotLimit != 50 {
+		t.Errorf("defaults: %d, since %v, limit %d; want a day and 50", rec.Code, d.gotSince, d.gotLimit)
+	}
+	for _, q := range []struct{ query, field string }{{"since=91d", "since"}, {"since=-1h", "since"}, {"limit=0", "limit"}, {"limit=501", "limit"}} {
+		if rec, e := do(t, h, "GET", "/v1/customers/c42/decisions?"+q.query, "", ""); rec.Code != 400 || e.Error.Field != q.field {
+			t.Errorf("?%s: %d %+v, want a 400 naming %s", q.query, rec.Code, e.Error, q.field)
+		}
+	}
+	if rec, _ := do(t, newDecisionsPage(t, nil), "GET", "/v1/customers/c42/decisions", "", ""); rec.Code != 404 {
+		t.Errorf("without an audit trail: %d, want 404", rec.Code)
 	}
 }
