@@ -129,12 +129,16 @@ func TestPoisonMessagesGoToTheDLQ(t *testing.T) {
 	f := start(t, "")
 	at := time.Now().Add(-time.Hour)
 	poison := map[string][]byte{
-		"not json":     []byte("this is not json"),
-		"invalid":      []byte(`{"id":"p2","type":"contact","customer_id":"c1","at":"2026-01-01T00:00:00Z","channel":"pigeon"}`),
-		"unknown type": []byte(`{"id":"p3","type":"refund","customer_id":"c1","at":"2026-01-01T00:00:00Z"}`),
-		"bad time":     []byte(`{"id":"p4","type":"contact","customer_id":"c1","at":"yesterday","channel":"call"}`),
-		"bad currency": []byte(`{"id":"p5","type":"purchase","customer_id":"c1","at":"2026-01-01T00:00:00Z","product":"tv","price":5,"currency":"ABC"}`),
-		"far future":   event("p6", "c1", time.Now().Add(30*24*time.Hour)),
+		"not json":      []byte("this is not json"),
+		"invalid":       []byte(`{"id":"p2","type":"contact","customer_id":"c1","at":"2026-01-01T00:00:00Z","channel":"pigeon"}`),
+		"unknown type":  []byte(`{"id":"p3","type":"refund","customer_id":"c1","at":"2026-01-01T00:00:00Z"}`),
+		"bad time":      []byte(`{"id":"p4","type":"contact","customer_id":"c1","at":"yesterday","channel":"call"}`),
+		"bad currency":  []byte(`{"id":"p5","type":"purchase","customer_id":"c1","at":"2026-01-01T00:00:00Z","product":"tv","price":5,"currency":"ABC"}`),
+		"far future":    event("p6", "c1", time.Now().Add(30*24*time.Hour)),
+		"invalid utf-8": []byte("{\"id\":\"p7\",\"type\":\"contact\",\"customer_id\":\"c1\",\"at\":\"2026-01-01T00:00:00Z\",\"channel\":\"call\",\"agent\":\"b.l\xffe\"}"),
+		"year 9999":     []byte(`{"id":"p8","type":"contact","customer_id":"c1","at":"9999-12-31T23:59:59Z","channel":"call"}`),
+		"before 1970":   []byte(`{"id":"p9","type":"contact","customer_id":"c1","at":"1969-12-31T23:59:59Z","channel":"call"}`),
+		"offer in 9999": []byte(`{"id":"p10","type":"contact","customer_id":"c1","at":"2026-01-01T00:00:00Z","channel":"email","offer":{"price":5,"expires_at":"9999-01-01T00:00:00Z"}}`),
 		// The same id as "good" with other content: the first version stands.
 		"id conflict": fmt.Appendf(nil, `{"id":"good","type":"contact","customer_id":"c1","at":%q,"channel":"sms"}`, at.Format(time.RFC3339Nano)),
 	}
@@ -157,12 +161,16 @@ func TestPoisonMessagesGoToTheDLQ(t *testing.T) {
 	for len(got) < len(poison) {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
-			t.Fatalf("read DLQ after %d messages: %v", len(got), err)
+			t.Errorf("read DLQ after %d messages: %v", len(got), err)
+			break
 		}
 		got[string(m.Value)] = m
 	}
 	wantField := map[string]string{"not json": "", "invalid": "channel", "unknown type": "type", "bad time": "at",
-		"bad currency": "currency", "far future": "at", "id conflict": "id"}
+		"bad currency": "currency", "far future": "at", "id conflict": "id",
+		"invalid utf-8": "agent", "year 9999": "at", "before 1970": "at", "offer in 9999": "offer.expires_at"}
+	wantReason := map[string]string{"far future": "OUTREACH_MAX_FUTURE", "invalid utf-8": "valid UTF-8",
+		"year 9999": "years from now", "before 1970": "from the year 1970 on", "offer in 9999": "years from now"}
 	for name, v := range poison {
 		m, ok := got[string(v)]
 		if !ok {
@@ -175,6 +183,9 @@ func TestPoisonMessagesGoToTheDLQ(t *testing.T) {
 		}
 		if h[stream.HeaderError] == "" {
 			t.Errorf("%s: no %s header", name, stream.HeaderError)
+		}
+		if !strings.Contains(h[stream.HeaderError], wantReason[name]) {
+			t.Errorf("%s: reason %q, want it to say %q", name, h[stream.HeaderError], wantReason[name])
 		}
 		if h[stream.HeaderField] != wantField[name] {
 			t.Errorf("%s: field header %q, want %q", name, h[stream.HeaderField], wantField[name])

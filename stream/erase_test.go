@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/outreach/outreach/contact"
 	"github.com/outreach/outreach/contact/redis"
 	"github.com/outreach/outreach/internal/testenv"
@@ -17,8 +19,9 @@ func forget(id, customer string, at time.Time) []byte {
 }
 
 // TestErasureSurvivesAReplay: a customer erased, then the whole topic
-// replayed by a new consumer group: nothing of the history comes back, and
-// the bare opt-out stays.
+// replayed by a new consumer group: nothing of the history comes back, the
+// bare opt-out stays, and each event dropped is counted in
+// outreach_events_erased_total.
 func TestErasureSurvivesAReplay(t *testing.T) {
 	t.Parallel()
 	f := start(t, "")
@@ -38,8 +41,10 @@ func TestErasureSurvivesAReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	reg := prometheus.NewRegistry()
 	c, err := stream.NewConsumer(stream.ConsumerConfig{
 		Brokers: f.kafka.Brokers, Topics: []string{f.topic}, Group: "replay-" + testenv.Unique(t), DLQTopic: f.dlq, Until: ends,
+		Metrics: stream.NewMetrics(reg),
 	}, f.store)
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +62,12 @@ func TestErasureSurvivesAReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertErased(t, f.store, "c1")
+	// k1, o1, x1 and p1 are dated before the erasure; f1 erases again, and
+	// m1 is another customer's.
+	erased, applied := counterValue(reg, "outreach_events_erased_total"), counterValue(reg, "outreach_events_applied_total")
+	if erased != 4 || applied != 2 {
+		t.Errorf("the replay counted %v events erased and %v applied, want 4 and 2", erased, applied)
+	}
 }
 
 func assertErased(t *testing.T, s *redis.Store, customer string) {
