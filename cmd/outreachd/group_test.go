@@ -102,6 +102,12 @@ func TestFaultConsumerGroup(t *testing.T) {
 	mu.Lock()
 	live = append(live, c)
 	mu.Unlock()
+	// The third instance takes partitions once it has joined the group. On
+	// a fast machine the wave may all be consumed before that, so events to
+	// customers of their own keep coming until it applies some.
+	tr := r.startTrickle(20 * time.Millisecond)
+	testenv.Eventually(t, time.Minute, "the third instance applies events (it takes partitions)", func() bool { return applied(c) > 0 })
+	trickled := tr.Stop()
 	if err := <-produced; err != nil {
 		t.Fatal(err)
 	}
@@ -117,14 +123,11 @@ func TestFaultConsumerGroup(t *testing.T) {
 	if redelivered == 0 {
 		t.Errorf("no redelivery counted after a kill -9 mid-stream: outreach_events_redelivered_total does not count them")
 	}
-	if cApplied == 0 {
-		t.Errorf("the third instance applied nothing: it never took partitions")
-	}
 	t.Logf("%d events over %d customers on 12 partitions: produced %d, stored %d (each once), lost 0; "+
-		"redelivered and absorbed %v (outreach_events_redelivered_total); applied %v in all (%v by the killed instance before its kill, %v by the third), "+
+		"redelivered and absorbed %v (outreach_events_redelivered_total); applied %v in all (%v by the killed instance before its kill, %v by the third), %d trickled for the third, "+
 		"applied minus stored %v; rebalance pause: the killed instance's partitions were consumed again %v after the kill; "+
 		"all produced after %v, all stored after %v; checks during the rebalance: %v; test took %v",
-		total, len(customers), total, total, redelivered, sumApplied, aApplied, cApplied, sumApplied-float64(total+len(p.optOuts())),
+		total, len(customers), total, total, redelivered, sumApplied, aApplied, cApplied, trickled, sumApplied-float64(total+len(p.optOuts())+trickled),
 		pause.Round(time.Millisecond), producedAt.Round(time.Millisecond), storedAt.Round(time.Millisecond), v, time.Since(start).Round(time.Millisecond))
 }
 
