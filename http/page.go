@@ -273,6 +273,13 @@ func (s *Server) lastDecisions(c echo.Context, id string, now time.Time) []decis
 	return out
 }
 
+// formField is the form value name without the spaces and tabs that
+// typing adds around it. Other characters, such as a control character
+// that Unicode counts as space, stay, for validation to refuse.
+func formField(c echo.Context, name string) string {
+	return strings.Trim(c.FormValue(name), " \t")
+}
+
 // pageCheck answers "Can I call now?" with the verdict of POST /v1/check,
 // rendered. The page never claims: whatever the form says, Claim is false.
 func (s *Server) pageCheck(c echo.Context) error {
@@ -284,15 +291,15 @@ func (s *Server) pageCheck(c echo.Context) error {
 		CustomerID: id,
 		Channel:    contact.Channel(c.FormValue("channel")),
 		Purpose:    c.FormValue("purpose"),
-		Product:    strings.TrimSpace(c.FormValue("product")),
+		Product:    formField(c, "product"),
 	}
-	currency := strings.ToUpper(strings.TrimSpace(c.FormValue("currency")))
+	currency := strings.ToUpper(formField(c, "currency"))
 	if currency != "" {
 		if err := contact.ValidCurrency("offer.currency", currency); err != nil {
 			return s.renderPageError(c, err)
 		}
 	}
-	if p := strings.TrimSpace(c.FormValue("price")); p != "" {
+	if p := formField(c, "price"); p != "" {
 		if currency == "" {
 			currency = s.cfg.Defaults.Currency
 			if currency == "" {

@@ -414,6 +414,9 @@ func TestPageCheck(t *testing.T) {
 		{"channel=call&price=cheap", "offer.price"},
 		{"channel=call&price=-1", "offer.price"},
 		{"channel=call&price=1&currency=EURO", "offer.currency"},
+		// Only the spaces and tabs of typing are trimmed: a control
+		// character that Unicode counts as space (NEL) stays, and is refused.
+		{"channel=call&product=" + url.QueryEscape("\u0085fiber-1000"), "product"},
 	} {
 		body := pageHTML(t, ps.page(t, "POST", "/customers/c42/check", "agent-key", tt.form), 400)
 		pageWant(t, body, `role="alert"`, tt.field+":")
