@@ -247,7 +247,7 @@ func (s *Service) checkBatch(ctx context.Context, o ScrubOptions, b *scrubBatch,
 	if len(reqs) == 0 {
 		return
 	}
-	results := s.decide(ctx, o.Policy, reqs, now, scrubReadTimeout)
+	results := s.decide(ctx, o.Policy, reqs, now, false)
 	unavailable := 0
 	for k, res := range results {
 		if failClosed(&res) {

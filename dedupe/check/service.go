@@ -119,7 +119,7 @@ func (s *Service) Check(ctx context.Context, reqs []dedupe.Request, o Options) (
 	if p == nil {
 		p = s.cfg.Policy()
 	}
-	results := s.decide(ctx, p, reqs, now, s.cfg.Timeout)
+	results := s.decide(ctx, p, reqs, now, true)
 	if !o.NoAudit {
 		s.audit(ctx, o, p, reqs, results, now)
 	}
@@ -128,11 +128,15 @@ func (s *Service) Check(ctx context.Context, reqs []dedupe.Request, o Options) (
 
 func (s *Service) now() time.Time { return s.cfg.Now().UTC().Truncate(time.Millisecond) }
 
-// decide checks normalized requests under p, reading the store for at most
-// timeout. Live checks (timeout is the configured one) are counted in the
-// metrics; scrubs are not.
-func (s *Service) decide(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Request, now time.Time, timeout time.Duration) []dedupe.Result {
-	live := timeout == s.cfg.Timeout
+// decide checks normalized requests under p. Live checks read the store
+// for at most the configured timeout, share round trips and are counted in
+// the metrics; a scrub's rows read for at most scrubReadTimeout, alone, and
+// are not counted.
+func (s *Service) decide(ctx context.Context, p *dedupe.Policy, reqs []dedupe.Request, now time.Time, live bool) []dedupe.Result {
+	timeout := scrubReadTimeout
+	if live {
+		timeout = s.cfg.Timeout
+	}
 	start := time.Now()
 	lookups := make([]contact.Lookup, len(reqs))
 	for i := range reqs {
