@@ -342,6 +342,15 @@ func encodeOfferAt(record []byte, at int64) []byte {
 	return append(binary.BigEndian.AppendUint64(nil, uint64(at)), record...)
 }
 
+// decodeOfferAt splits what encodeOfferAt made; ok is false when b is too
+// short to hold the time.
+func decodeOfferAt(b []byte) (record []byte, at int64, ok bool) {
+	if len(b) < 8 {
+		return nil, 0, false
+	}
+	return b[8:], int64(binary.BigEndian.Uint64(b)), true
+}
+
 // slotField names a slot of the state hash: its kind, ':' and its key.
 func slotField(f contact.Fact) string { return string(f.Kind) + ":" + f.Key }
 

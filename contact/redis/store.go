@@ -279,11 +279,12 @@ var errOtherProduct = errors.New("store: an offer of another product")
 func decodeOffer(customerID string, z goredis.Z, products []string) (contact.Event, error) {
 	m, _ := z.Member.(string)
 	id, rest, ok := splitMember(m)
-	if !ok || len(rest) < 8 {
+	record, at, okAt := decodeOfferAt(rest)
+	if !ok || !okAt {
 		return contact.Event{}, errRecord
 	}
 	if products != nil {
-		p, err := recordProduct(rest[8:]) // cheap: no copy but the product's
+		p, err := recordProduct(record) // cheap: no copy but the product's
 		if err != nil {
 			return contact.Event{}, err
 		}
@@ -291,9 +292,5 @@ func decodeOffer(customerID string, z goredis.Z, products []string) (contact.Eve
 			return contact.Event{}, errOtherProduct
 		}
 	}
-	at := int64(0)
-	for _, c := range rest[:8] {
-		at = at<<8 | int64(c)
-	}
-	return decodeRecord(rest[8:], customerID, id, msTime(at))
+	return decodeRecord(record, customerID, id, msTime(at))
 }
