@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -90,10 +91,28 @@ func EpochTag(customerID string) string { return slotTags()[keySlot("c:"+custome
 
 func (s *Store) epochKey(slot int) string { return s.prefix + "{" + slotTags()[slot] + "}:epoch" }
 
-// customerEpochKey is the epoch key in the slot of the customer's keys.
-func (s *Store) customerEpochKey(customerID string) string {
-	return s.epochKey(keySlot("c:" + customerID))
+// epochReads reads, in a pipeline, the epoch keys of the slots that a read
+// meets, each once, when the store checks its epoch: a slot that lost its
+// epoch lost its data too, and an empty answer from it would be a false one.
+type epochReads struct {
+	s     *Store
+	slots []int
+	cmds  []*goredis.StringCmd
 }
+
+func (s *Store) newEpochReads() *epochReads { return &epochReads{s: s} }
+
+// add queues the read of the epoch of the slot of a hash tag's keys.
+func (e *epochReads) add(ctx context.Context, pipe goredis.Pipeliner, tag string) {
+	if slot := keySlot(tag); e.s.epoch && !slices.Contains(e.slots, slot) {
+		e.slots = append(e.slots, slot)
+		e.cmds = append(e.cmds, pipe.Get(ctx, e.s.epochKey(slot)))
+	}
+}
+
+// check returns the error of the first slot that lost its epoch, once the
+// pipeline has run.
+func (e *epochReads) check() error { return e.s.checkEpoch(e.cmds...) }
 
 // Epoch reads every epoch key and says what they tell, with the epoch in
 // force (empty when fresh). It reads 16,384 keys: it is for start-up and

@@ -67,6 +67,49 @@ func TestStoreReset(t *testing.T) {
 	}
 }
 
+// TestStoreResetOfSuppressionSlots: a phone's suppression entries, and the
+// lists in force, live in slots of their own, not in the customer's. A node
+// that comes back without them fails the checks that read them; before, the
+// check found no entry and allowed the call.
+func TestStoreResetOfSuppressionSlots(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const phone = "+4791234567"
+	for _, tc := range []struct {
+		name, tag string
+		keys      []string // the keys in the tag's slot, but the epoch
+	}{
+		{"the phone's entries", "p:" + phone, []string{"{p:" + phone + "}:dnc"}},
+		{"the lists in force", "dnc", []string{"{dnc}:lists", "{dnc}:ver"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s, r := newStore(t, redis.Options{Epoch: true})
+			if _, err := s.NewEpoch(ctx); err != nil {
+				t.Fatal(err)
+			}
+			replace(t, s, "internal", byPhone(phone, "asked"))
+			lookup := []contact.Lookup{{CustomerID: "c1", Phones: []string{phone}}}
+			if f := s.Facts(ctx, lookup); f[0].Err != nil || len(f[0].Suppressions) != 1 {
+				t.Fatalf("facts before the reset: %+v, want the entry", f[0])
+			}
+			// The node of the tag's slot comes back empty.
+			keys := []string{r.Prefix + "{" + redis.SlotEpochTag(tc.tag) + "}:epoch"}
+			for _, k := range tc.keys {
+				keys = append(keys, r.Prefix+k)
+			}
+			if err := r.Client.Del(ctx, keys...).Err(); err != nil {
+				t.Fatal(err)
+			}
+			// A process that starts now has no copy of the lists.
+			fresh := redis.New(r.Client, redis.Options{Prefix: r.Prefix, Epoch: true})
+			if f := fresh.Facts(ctx, lookup); !errors.Is(f[0].Err, redis.ErrStoreReset) || contact.ErrorCode(f[0].Err) != contact.EUnavailable {
+				t.Errorf("facts after the slot was reset: %+v, want unavailable: the store was reset", f[0])
+			}
+		})
+	}
+}
+
 // epochKeyOf finds the epoch key in the slot of a customer's keys: the one
 // key of the store's epoch keys that Redis puts in that slot. On a single
 // Redis it is found by the store's own naming, through Facts.

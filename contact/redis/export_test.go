@@ -9,3 +9,7 @@ func (s *Store) IndexKeys(team string) []string {
 	}
 	return append(keys, s.teamsKey())
 }
+
+// SlotEpochTag returns the hash tag of the epoch key in the slot of a hash
+// tag's keys, for tests that reset one slot on purpose.
+func SlotEpochTag(tag string) string { return slotTags()[keySlot(tag)] }

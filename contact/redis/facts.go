@@ -26,8 +26,8 @@ func (s *Store) Facts(ctx context.Context, lookups []contact.Lookup) []contact.F
 	now := s.now()
 	type pending struct {
 		state  func() (contact.State, error)
-		epoch  *goredis.StringCmd // nil unless the store checks its epoch
-		take   *goredis.BoolCmd   // nil unless the lookup claims
+		epochs *epochReads
+		take   *goredis.BoolCmd // nil unless the lookup claims
 		holder *goredis.StringCmd
 		claim  contact.Claim
 		fus    func() ([]contact.FollowUp, error) // nil unless the lookup asks
@@ -37,8 +37,12 @@ func (s *Store) Facts(ctx context.Context, lookups []contact.Lookup) []contact.F
 	ps := make([]pending, len(lookups))
 	for i := range lookups {
 		l, p := &lookups[i], &ps[i]
-		if s.epoch {
-			p.epoch = pipe.Get(ctx, s.customerEpochKey(l.CustomerID))
+		// The epochs of every slot read: the customer's, and those of
+		// its phones' suppression entries.
+		p.epochs = s.newEpochReads()
+		p.epochs.add(ctx, pipe, customerMember(l.CustomerID))
+		for _, phone := range l.Phones {
+			p.epochs.add(ctx, pipe, phoneMember(phone))
 		}
 		p.state = s.queueState(ctx, pipe, l.CustomerID, now, l.OfferProducts)
 		key := s.claimKey(l.CustomerID)
@@ -60,7 +64,7 @@ func (s *Store) Facts(ctx context.Context, lookups []contact.Lookup) []contact.F
 	out := make([]contact.Facts, len(lookups))
 	for i := range lookups {
 		p := &ps[i]
-		err := s.checkEpoch(p.epoch)
+		err := p.epochs.check()
 		var f contact.Facts
 		if err == nil {
 			f, err = s.facts(p.state, p.take, p.holder, sup, i)
@@ -84,18 +88,17 @@ func (s *Store) Facts(ctx context.Context, lookups []contact.Lookup) []contact.F
 	return out
 }
 
-// checkEpoch fails a check whose slot has lost its epoch: the node that
-// holds the customer came back without its data.
-func (s *Store) checkEpoch(cmd *goredis.StringCmd) error {
-	if cmd == nil {
-		return nil
-	}
-	err := cmd.Err()
-	switch {
-	case errors.Is(err, goredis.Nil):
-		return s.storeReset(cmd.Args()[1].(string))
-	case err != nil:
-		return contact.Unavailable("redis", fmt.Errorf("store: unable to read the epoch: %w", err))
+// checkEpoch fails a read of a slot that has lost its epoch: the node that
+// holds it came back without its data.
+func (s *Store) checkEpoch(cmds ...*goredis.StringCmd) error {
+	for _, cmd := range cmds {
+		err := cmd.Err()
+		switch {
+		case errors.Is(err, goredis.Nil):
+			return s.storeReset(cmd.Args()[1].(string))
+		case err != nil:
+			return contact.Unavailable("redis", fmt.Errorf("store: unable to read the epoch: %w", err))
+		}
 	}
 	return nil
 }

@@ -61,34 +61,6 @@ func (s *Store) shardKey(team string, b int) string { return s.prefix + "{" + sh
 func ownerTag(owner string) string                  { return "o:" + nameTag(owner) }
 func (s *Store) ownerKey(owner string) string       { return s.prefix + "{" + ownerTag(owner) + "}" }
 
-// epochReads reads the epoch keys of the slots a read of the index meets,
-// in its pipeline, when the store checks its epoch: a slot that lost it
-// lost its part of the index too, and an empty answer would be a false one.
-type epochReads struct {
-	s    *Store
-	cmds map[int]*goredis.StringCmd
-}
-
-func (s *Store) newEpochReads() *epochReads {
-	return &epochReads{s: s, cmds: map[int]*goredis.StringCmd{}}
-}
-
-func (e *epochReads) add(ctx context.Context, pipe goredis.Pipeliner, tag string) {
-	if slot := keySlot(tag); e.s.epoch && e.cmds[slot] == nil {
-		e.cmds[slot] = pipe.Get(ctx, e.s.epochKey(slot))
-	}
-}
-
-// check returns the error of the first slot that lost its epoch.
-func (e *epochReads) check() error {
-	for _, cmd := range e.cmds {
-		if err := e.s.checkEpoch(cmd); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func shardOf(customerID string) int {
 	return int(crc32.ChecksumIEEE([]byte(customerID)) % FollowUpShards)
 }

@@ -69,10 +69,21 @@ func (s *Store) lists(ctx context.Context) (*lists, error) {
 }
 
 // refreshLists reads {dnc}:ver, and {dnc}:lists when it changed since cur.
+// When the store checks its epoch, the epoch of the {dnc} slot is read with
+// the version: lists gone with their node would leave every entry out of
+// force.
 func (s *Store) refreshLists(ctx context.Context, cur *lists) (*lists, error) {
-	ver, err := s.rdb.Get(ctx, s.dncVerKey()).Result()
+	pipe := s.rdb.Pipeline()
+	verCmd := pipe.Get(ctx, s.dncVerKey())
+	epochs := s.newEpochReads()
+	epochs.add(ctx, pipe, "dnc")
+	_, _ = pipe.Exec(ctx) // each command's error is looked at below
+	ver, err := verCmd.Result()
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return nil, unavailable("read the suppression lists in force", err)
+	}
+	if err := epochs.check(); err != nil {
+		return nil, err
 	}
 	if cur != nil && cur.ver == ver {
 		next := &lists{gens: cur.gens, ver: ver, at: time.Now()}
