@@ -87,3 +87,63 @@ func TestOpenAPICurrencies(t *testing.T) {
 		t.Errorf("Currency enum in openapi.yaml:\n%v\nthe server takes (and \"\"):\n%v", documented, want)
 	}
 }
+
+// TestOpenAPIEmptyQueryValues: the server takes a query parameter given
+// empty as not given, so the contract must let every enum parameter be
+// empty (allowEmptyValue, or "" in its enum). Schemathesis sent step= to
+// /v1/insights, whose enum did neither, and the 200 it got broke the
+// contract.
+func TestOpenAPIEmptyQueryValues(t *testing.T) {
+	raw, err := os.ReadFile("openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type param struct {
+		Ref        string `yaml:"$ref"`
+		Name       string `yaml:"name"`
+		In         string `yaml:"in"`
+		AllowEmpty bool   `yaml:"allowEmptyValue"`
+		Schema     struct {
+			Enum []any `yaml:"enum"`
+		} `yaml:"schema"`
+	}
+	var doc struct {
+		Paths      map[string]map[string]yaml.Node `yaml:"paths"`
+		Components struct {
+			Parameters map[string]param `yaml:"parameters"`
+		} `yaml:"components"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	seen := 0
+	for path, item := range doc.Paths {
+		for method, node := range item {
+			var op struct{ Parameters []param }
+			if method == "parameters" {
+				err = node.Decode(&op.Parameters) // shared by the path's operations
+			} else {
+				err = node.Decode(&op)
+			}
+			if err != nil {
+				t.Fatalf("%s %s: %v", path, method, err)
+			}
+			for _, p := range op.Parameters {
+				if p.Ref != "" {
+					p = doc.Components.Parameters[p.Ref[strings.LastIndex(p.Ref, "/")+1:]]
+				}
+				if p.In != "query" || len(p.Schema.Enum) == 0 {
+					continue
+				}
+				seen++
+				if !p.AllowEmpty && !slices.Contains(p.Schema.Enum, any("")) {
+					t.Errorf("%s %s: query parameter %s has an enum, but neither allowEmptyValue nor \"\" in it: the server takes %s= as not given",
+						strings.ToUpper(method), path, p.Name, p.Name)
+				}
+			}
+		}
+	}
+	if seen == 0 {
+		t.Fatal("no enum query parameter found: the document's shape changed")
+	}
+}
