@@ -19,10 +19,12 @@ import (
 //
 // Every one of the 16,384 hash slots of Redis Cluster holds an epoch key,
 // PREFIX{e:N}:epoch, whose tag e:N hashes to that slot. A check reads the
-// epoch key of its customer's slot in the same round trip as the customer's
-// facts: if a node restarted without its data, the keys of its slots are
-// gone, and so are its customers' opt-outs, complaints and claims; the check
-// then answers unavailable rather than allowed. On a single Redis all the
+// epoch keys of every slot it reads, in the same round trip: its customer's,
+// those of its phones' suppression entries, and (with the lists in force)
+// the {dnc} slot's. If a node restarted without its data, the keys of its
+// slots are gone, and so are its customers' opt-outs, complaints, claims and
+// suppression entries; the check then answers unavailable rather than
+// allowed. On a single Redis all the
 // keys live on one server and vanish together.
 //
 // The keys are written when the store is first used, and again when an

@@ -54,7 +54,7 @@ type Options struct {
 	// Limits bound the non-binding parts of the state; they come from the
 	// policy in force and may change between calls. nil means defaults.
 	Limits func() contact.Limits
-	// Epoch makes every check read the store epoch of its customer's slot
+	// Epoch makes every check read the store epoch of every slot it reads
 	// (epoch.go), so that a Redis that came back empty answers unavailable.
 	// The epoch must have been written with NewEpoch.
 	Epoch  bool
