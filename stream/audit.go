@@ -204,6 +204,11 @@ func (r *AuditReader) Decisions(ctx context.Context, customerID string, since ti
 	if err := rd.SetOffsetAt(ctx, since); err != nil {
 		return nil, false, contact.Unavailable("kafka", fmt.Errorf("stream: unable to seek the decisions: %w", err))
 	}
+	if rd.Offset() < 0 {
+		// No record of the partition is as recent as since: the seek gave
+		// the end (kafka.LastOffset), where a read would wait for new ones.
+		return nil, false, nil
+	}
 	for n := 0; ; n++ {
 		if n >= MaxAuditScan {
 			partial = true

@@ -66,6 +66,14 @@ func TestAuditTrailRoundTrip(t *testing.T) {
 	if none, _, err := r.Decisions(ctx, "c9", now.Add(-time.Minute), 5); err != nil || len(none) != 0 {
 		t.Errorf("a customer without decisions: %v, %v", none, err)
 	}
+	// Since a moment after the newest record, there is nothing to read:
+	// the answer is empty and whole, without waiting for records to come
+	// until the deadline (Schemathesis's since=.0001ms once took 10s).
+	soon, cancelSoon := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelSoon()
+	if none, partial, err := r.Decisions(soon, "c2", time.Now(), 5); err != nil || partial || len(none) != 0 {
+		t.Errorf("since after the newest record: %d records, partial %v, error %v; want none, whole", len(none), partial, err)
+	}
 }
 
 // TestAuditTrailWhenKafkaIsDown: with Kafka unreachable, recording never
